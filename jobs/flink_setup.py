@@ -9,6 +9,9 @@ running beside it.
 """
 
 import logging
+import os
+import site
+import sys
 
 import yaml
 from pyflink.common import Configuration
@@ -46,13 +49,30 @@ def job_configuration(overrides=None, conf_file=settings.FLINK_CONF_FILE):
     """
     with open(conf_file, encoding="utf-8") as handle:
         every_setting = flatten_yaml(yaml.safe_load(handle) or {})
-    chosen = {key: value for key, value in every_setting.items() if key.startswith(JOB_LEVEL_PREFIXES)}
+    chosen = {
+        key: value for key, value in every_setting.items() if key.startswith(JOB_LEVEL_PREFIXES)
+    }
     chosen.update({key: str(value) for key, value in (overrides or {}).items()})
 
     configuration = Configuration()
     for key, value in chosen.items():
         configuration.set_string(key, value)
     return configuration
+
+
+def export_python_path_for_workers():
+    """Put this interpreter's site-packages and the project on PYTHONPATH for Flink's workers.
+
+    In thread mode Flink embeds CPython in the TaskManager through pemja, which starts from the
+    base installation behind ``python.executable``: a virtual environment's site-packages (where
+    pyflink, numpy and this project live) is not on its path, and neither are the folders of an
+    editable install. The embedded interpreter does add what PYTHONPATH holds, and a local
+    mini-cluster inherits this process's environment, so exporting it here is enough locally;
+    ``scripts/stack.sh`` exports the same for the standalone cluster.
+    """
+    wanted = [*site.getsitepackages(), str(settings.REPO_ROOT)]
+    present = [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep) if path]
+    os.environ["PYTHONPATH"] = os.pathsep.join(present + [p for p in wanted if p not in present])
 
 
 def create_environment(overrides=None, with_connectors=True):
@@ -66,7 +86,13 @@ def create_environment(overrides=None, with_connectors=True):
         Add the Kafka and JDBC connector jars that ``scripts/setup.sh`` copied; a job that uses
         neither can leave them out and start faster.
     """
+    export_python_path_for_workers()
     configuration = job_configuration(overrides)
+    if not configuration.contains_key("python.executable"):
+        # Flink starts its Python workers with the `python` on PATH unless told otherwise, and
+        # that one rarely has pyflink and this project installed; the interpreter running the
+        # job does. A cluster on other machines passes its own with -pyexec or the override.
+        configuration.set_string("python.executable", sys.executable)
     if with_connectors:
         # pipeline.jars ships the jars with the job graph, so the same job runs on a mini-cluster
         # and on a standalone cluster whose lib/ folder does not hold them.

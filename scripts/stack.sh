@@ -12,6 +12,7 @@ KAFKA_PID_FILE="$STACK_DIR/kafka/kafka.pid"
 KAFKA_CONFIG="$STACK_DIR/kafka/server.properties"
 FLINK_CONF_DIR="$STACK_DIR/flink/conf"
 FLINK_LOG_DIR="$LOG_DIR/flink"
+FLINK_LIB_DIR="$STACK_DIR/flink/lib"
 SERVICE_TIMEOUT_SECONDS="${FRAUDDRIFT_SERVICE_TIMEOUT:-90}"
 
 # --- PostgreSQL --------------------------------------------------------------------------------------
@@ -162,9 +163,13 @@ kafka_down() {
 }
 
 # --- Flink -------------------------------------------------------------------------------------------
+# The TaskManager embeds CPython for the job's Python functions (thread mode); it finds the venv's
+# packages and the project's own only through PYTHONPATH, as jobs/flink_setup.py explains.
 flink_env() {
-    env FLINK_CONF_DIR="$FLINK_CONF_DIR" FLINK_LOG_DIR="$FLINK_LOG_DIR" \
-        PATH="$VENV_DIR/bin:$PATH" "$@"
+    local site_packages
+    site_packages=$("$PYTHON" -c 'import site; print(site.getsitepackages()[0])')
+    env FLINK_CONF_DIR="$FLINK_CONF_DIR" FLINK_LOG_DIR="$FLINK_LOG_DIR" FLINK_LIB_DIR="$FLINK_LIB_DIR" \
+        PATH="$VENV_DIR/bin:$PATH" PYTHONPATH="$site_packages:$REPO_ROOT" "$@"
 }
 
 flink_running() { pgrep -f "FLINK_CONF_DIR=$FLINK_CONF_DIR|$FLINK_CONF_DIR" >/dev/null 2>&1; }
@@ -178,6 +183,11 @@ flink_up() {
     cp "$REPO_ROOT/flink-conf/config.yaml" "$FLINK_CONF_DIR/config.yaml"
     printf '127.0.0.1:8081\n' >"$FLINK_CONF_DIR/masters"
     printf '127.0.0.1\n' >"$FLINK_CONF_DIR/workers"
+    # The pip distribution keeps flink-python in opt/, where a cluster does not look: without it
+    # the JobManager cannot load the operators of a Python job. Link lib/ and that jar together.
+    rm -rf "$FLINK_LIB_DIR"
+    mkdir -p "$FLINK_LIB_DIR"
+    ln -s "$flink_home"/lib/*.jar "$flink_home"/opt/flink-python-*.jar "$FLINK_LIB_DIR/"
     if flink_running; then
         say "Flink is already running"
     else

@@ -78,7 +78,9 @@ def create_topics():
                 )
             except TopicAlreadyExistsError:
                 continue
-        logger.info("topics: %s (created now: %s)", ", ".join(settings.ALL_TOPICS), missing or "none")
+        logger.info(
+            "topics: %s (created now: %s)", ", ".join(settings.ALL_TOPICS), missing or "none"
+        )
     finally:
         admin.close()
 

@@ -74,7 +74,9 @@ def postgres():
     try:
         connection = psycopg.connect(settings.POSTGRES_DSN, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as error:
-        pytest.fail(f"no PostgreSQL at {settings.POSTGRES_HOST}:{settings.POSTGRES_PORT} "
-                    f"({error}): {STACK_HINT}")
+        pytest.fail(
+            f"no PostgreSQL at {settings.POSTGRES_HOST}:{settings.POSTGRES_PORT} "
+            f"({error}): {STACK_HINT}"
+        )
     yield connection
     connection.close()

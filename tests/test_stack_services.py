@@ -1,6 +1,7 @@
 """The local stack's services answer as the job expects: Kafka topics and PostgreSQL schema."""
 
 import json
+import subprocess
 import uuid
 
 from kafka import KafkaConsumer
@@ -91,3 +92,20 @@ def test_postgres_write_read_and_upsert(postgres):
         )
 
     assert rows == [(0.9, ["account_drained"])]
+
+
+def test_stack_up_twice_is_harmless_and_status_reports_every_service():
+    stack_script = str(settings.REPO_ROOT / "scripts" / "stack.sh")
+
+    again = subprocess.run(
+        ["bash", stack_script, "up"], capture_output=True, text=True, timeout=120
+    )
+    status = subprocess.run(
+        ["bash", stack_script, "status"], capture_output=True, text=True, timeout=30
+    )
+
+    assert again.returncode == 0, again.stderr
+    assert "Kafka is already running" in again.stdout
+    assert "PostgreSQL is already running" in again.stdout
+    assert "Kafka: running" in status.stdout
+    assert "PostgreSQL: running" in status.stdout

@@ -1,0 +1,57 @@
+"""The standalone cluster of `scripts/stack.sh up --flink` runs a job sent by scripts/submit.sh."""
+
+import json
+import subprocess
+import urllib.request
+
+import pytest
+
+from jobs import settings
+from tests.conftest import consume_all
+
+SUBMIT_TIMEOUT_SECONDS = 300
+
+pytestmark = pytest.mark.flink_cluster
+
+
+def flink_rest(path):
+    with urllib.request.urlopen(f"{settings.FLINK_REST_URL}{path}", timeout=10) as response:
+        return json.load(response)
+
+
+def test_cluster_reports_a_taskmanager_with_free_slots():
+    taskmanagers = flink_rest("/taskmanagers")["taskmanagers"]
+    assert len(taskmanagers) >= 1
+    assert sum(manager["slotsNumber"] for manager in taskmanagers) >= 2
+
+
+def test_job_submitted_with_flink_run_py_finishes_on_the_cluster(make_topic):
+    topic = make_topic("cluster-smoke")
+    count = 25
+
+    completed = subprocess.run(
+        [
+            "bash",
+            str(settings.REPO_ROOT / "scripts" / "submit.sh"),
+            "jobs/smoke_job.py",
+            "--topic",
+            topic,
+            "--count",
+            str(count),
+        ],
+        cwd=settings.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=SUBMIT_TIMEOUT_SECONDS,
+    )
+
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    job_id = next(
+        line.split()[-1]
+        for line in completed.stdout.splitlines()
+        if line.startswith("Job has been submitted with JobID")
+    )
+    assert flink_rest(f"/jobs/{job_id}")["state"] == "FINISHED"
+    records = [json.loads(record.value) for record in consume_all(topic, expected_count=count)]
+    assert sorted(record["sequence"] for record in records) == list(range(count))
+    assert all(record["square"] == record["sequence"] ** 2 for record in records)

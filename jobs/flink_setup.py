@@ -47,6 +47,8 @@ def job_configuration(overrides=None, conf_file=settings.FLINK_CONF_FILE):
     conf_file
         The YAML file to read; the project's ``flink-conf/config.yaml`` unless told otherwise.
     """
+    # Before anything here starts the Java gateway, which copies the environment once.
+    export_python_path_for_workers()
     with open(conf_file, encoding="utf-8") as handle:
         every_setting = flatten_yaml(yaml.safe_load(handle) or {})
     chosen = {
@@ -86,7 +88,6 @@ def create_environment(overrides=None, with_connectors=True):
         Add the Kafka and JDBC connector jars that ``scripts/setup.sh`` copied; a job that uses
         neither can leave them out and start faster.
     """
-    export_python_path_for_workers()
     configuration = job_configuration(overrides)
     if not configuration.contains_key("python.executable"):
         # Flink starts its Python workers with the `python` on PATH unless told otherwise, and

@@ -21,7 +21,14 @@ from jobs import settings
 
 logger = logging.getLogger(__name__)
 
-JOB_LEVEL_PREFIXES = ("execution.", "state.", "restart-strategy.", "python.", "pipeline.")
+JOB_LEVEL_PREFIXES = (
+    "execution.",
+    "state.",
+    "restart-strategy.",
+    "python.",
+    "pipeline.",
+    "parallelism.",
+)
 
 
 def flatten_yaml(tree, prefix=""):

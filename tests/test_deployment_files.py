@@ -21,7 +21,7 @@ def test_job_configuration_takes_job_settings_and_leaves_cluster_settings_out():
 
     assert configuration.get_string("execution.checkpointing.interval", "") == "3 s"
     assert configuration.get_string("execution.checkpointing.mode", "") == "EXACTLY_ONCE"
-    assert configuration.get_string("python.execution-mode", "") == "thread"
+    assert configuration.get_string("python.execution-mode", "") == "process"
     assert configuration.get_string("restart-strategy.type", "") == "exponential-delay"
     assert not configuration.contains_key("rest.port")
     assert not configuration.contains_key("taskmanager.memory.process.size")

@@ -89,7 +89,7 @@ def test_flink_writes_a_datastream_to_postgres_through_the_jdbc_table_connector(
     table_env.execute_sql(f"""
         CREATE TEMPORARY TABLE window_sink (
             window_id STRING, key STRING, first_row BIGINT, last_row BIGINT,
-            source STRING, row_count INT, drifted BOOLEAN, drift_score DOUBLE,
+            first_partition INT, last_partition INT, source STRING, row_count INT, drifted BOOLEAN, drift_score DOUBLE,
             reference_size INT, config_version STRING, evaluated_at TIMESTAMP(3),
             statistics STRING,
             PRIMARY KEY (window_id) NOT ENFORCED
@@ -105,7 +105,7 @@ def test_flink_writes_a_datastream_to_postgres_through_the_jdbc_table_connector(
     statements = table_env.create_statement_set()
     statements.add_insert_sql("""
         INSERT INTO window_sink
-        SELECT window_id, key, first_row, last_row, 'test', 500, drifted, 0.25, 5000, 'test',
+        SELECT window_id, key, first_row, last_row, CAST(NULL AS INT), CAST(NULL AS INT), 'test', 500, drifted, 0.25, 5000, 'test',
                CURRENT_TIMESTAMP, '{"ks": 0.01}'
         FROM windows""")
     statements.attach_as_datastream()

@@ -21,6 +21,8 @@ from jobs import settings
 
 logger = logging.getLogger(__name__)
 
+# Read by PyFlink when a job starts: "loopback" or "process" (its own names, not Flink options).
+WORKER_MODE_VARIABLE = "_python_worker_execution_mode"
 JOB_LEVEL_PREFIXES = (
     "execution.",
     "state.",
@@ -95,6 +97,10 @@ def create_environment(overrides=None, with_connectors=True):
         Add the Kafka and JDBC connector jars that ``scripts/setup.sh`` copied; a job that uses
         neither can leave them out and start faster.
     """
+    # On a mini-cluster PyFlink would otherwise run the Python workers inside this process
+    # ("loopback"), where they share its interpreter lock and rewrite its environment and
+    # working directory. Separate worker processes behave as they do on a cluster.
+    os.environ.setdefault(WORKER_MODE_VARIABLE, "process")
     configuration = job_configuration(overrides)
     if not configuration.contains_key("python.executable"):
         # Flink starts its Python workers with the `python` on PATH unless told otherwise, and

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -10,6 +11,8 @@ from jobs import settings
 from tests.conftest import consume_all
 
 SUBMIT_TIMEOUT_SECONDS = 300
+SAMPLE = settings.REPO_ROOT / "data" / "paysim" / "paysim_head_29999_steps1-8.csv"
+CLUSTER_ROWS = 8000
 
 pytestmark = pytest.mark.flink_cluster
 
@@ -55,3 +58,54 @@ def test_job_submitted_with_flink_run_py_finishes_on_the_cluster(make_topic):
     records = [json.loads(record.value) for record in consume_all(topic, expected_count=count)]
     assert sorted(record["sequence"] for record in records) == list(range(count))
     assert all(record["square"] == record["sequence"] ** 2 for record in records)
+
+
+def test_streaming_job_runs_on_the_cluster_with_readable_operator_names(make_topic, postgres):
+    from kafka import KafkaProducer
+
+    from jobs.streaming_runner import processed_rows
+    from scripts import replay
+
+    topic = make_topic("cluster-stream")
+    producer = KafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
+    sent = replay.replay(SAMPLE, topic, limit=CLUSTER_ROWS, producer=producer)
+    producer.close()
+
+    completed = subprocess.run(
+        [
+            "bash",
+            str(settings.REPO_ROOT / "scripts" / "submit.sh"),
+            "--detached",
+            "jobs/fraud_drift_job.py",
+            "--topic",
+            topic,
+            "--group-id",
+            topic,
+            "--checkpoint-interval",
+            "2 s",
+        ],
+        cwd=settings.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=SUBMIT_TIMEOUT_SECONDS,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    job_id = next(
+        line.split()[-1]
+        for line in completed.stdout.splitlines()
+        if line.startswith("Job has been submitted with JobID")
+    )
+    try:
+        deadline = time.monotonic() + SUBMIT_TIMEOUT_SECONDS
+        while processed_rows(topic) < sent and time.monotonic() < deadline:
+            time.sleep(2)
+        vertices = [vertex["name"] for vertex in flink_rest(f"/jobs/{job_id}")["vertices"]]
+    finally:
+        request = urllib.request.Request(
+            f"{settings.FLINK_REST_URL}/jobs/{job_id}?mode=cancel", method="PATCH"
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+
+    assert processed_rows(topic) == sent
+    assert any("drift windows and scoring" in name for name in vertices)
+    assert any("alerts to Kafka" in name for name in vertices)

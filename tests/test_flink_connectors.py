@@ -16,6 +16,7 @@ from pyflink.table import StreamTableEnvironment
 
 from jobs import settings
 from jobs.flink_setup import create_environment
+from jobs.postgres_sinks import SINK_TABLES
 from tests.conftest import consume_all
 
 # A broken connector should fail the test at once, not after the restart strategy's retries.
@@ -86,14 +87,9 @@ def test_flink_writes_a_datastream_to_postgres_through_the_jdbc_table_connector(
         [Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.BOOLEAN()],
     )
     stream = env.from_collection([Row(*window) for window in windows], type_info=row_type)
+    # The job's own column list for the table, so that this test follows it.
     table_env.execute_sql(f"""
-        CREATE TEMPORARY TABLE window_sink (
-            window_id STRING, key STRING, first_row BIGINT, last_row BIGINT,
-            first_partition INT, last_partition INT, source STRING, row_count INT, drifted BOOLEAN, drift_score DOUBLE,
-            reference_size INT, config_version STRING, evaluated_at TIMESTAMP(3),
-            statistics STRING,
-            PRIMARY KEY (window_id) NOT ENFORCED
-        ) WITH (
+        CREATE TEMPORARY TABLE window_sink ({SINK_TABLES["window_stats"]}) WITH (
             'connector' = 'jdbc',
             'url' = '{settings.POSTGRES_JDBC_URL}?stringtype=unspecified',
             'table-name' = 'window_stats',
@@ -105,8 +101,9 @@ def test_flink_writes_a_datastream_to_postgres_through_the_jdbc_table_connector(
     statements = table_env.create_statement_set()
     statements.add_insert_sql("""
         INSERT INTO window_sink
-        SELECT window_id, key, first_row, last_row, CAST(NULL AS INT), CAST(NULL AS INT), 'test', 500, drifted, 0.25, 5000, 'test',
-               CURRENT_TIMESTAMP, '{"ks": 0.01}'
+        SELECT window_id, key, first_row, last_row, CAST(NULL AS INT), CAST(NULL AS INT),
+               'test', 500, drifted, 0.25, 5000, 'test', CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3)),
+               '{"ks": 0.01}'
         FROM windows""")
     statements.attach_as_datastream()
     try:

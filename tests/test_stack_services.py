@@ -72,11 +72,11 @@ def test_postgres_schema_is_migrated(postgres):
 def test_postgres_write_read_and_upsert(postgres):
     transaction_id = f"test-{uuid.uuid4().hex}"
     upsert = (
-        "INSERT INTO flagged_transactions (transaction_id, key, type, amount, name_orig, "
+        "INSERT INTO flagged_transactions (transaction_id, key, source, type, amount, name_orig, "
         "name_dest, risk_score, drift_score, model_probability, rule_score, reasons, "
         "model_version, is_fraud, flagged_at) "
-        "VALUES (%s, 'TRANSFER', 'TRANSFER', 181.0, 'C1', 'C2', %s, 0.1, 0.0, 1.0, %s, 'none', "
-        "true, now()) "
+        "VALUES (%s, 'TRANSFER', 'test', 'TRANSFER', 181.0, 'C1', 'C2', %s, 0.1, 0.0, 1.0, %s, "
+        "'none', true, now()) "
         "ON CONFLICT (transaction_id) DO UPDATE SET risk_score = EXCLUDED.risk_score"
     )
     try:

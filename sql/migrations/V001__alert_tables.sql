@@ -6,7 +6,9 @@ CREATE TABLE window_stats (
     key             TEXT NOT NULL,             -- transaction type, or type/shard
     first_row       BIGINT NOT NULL,           -- position of the first record (row or offset)
     last_row        BIGINT NOT NULL,
-    source          TEXT NOT NULL,             -- file path, or topic and partition
+    first_partition INTEGER,                   -- Kafka partitions of those records; NULL for files
+    last_partition  INTEGER,
+    source          TEXT NOT NULL,             -- file path, or topic
     row_count       INTEGER NOT NULL,
     drifted         BOOLEAN NOT NULL,
     drift_score     DOUBLE PRECISION NOT NULL,
@@ -22,6 +24,8 @@ CREATE TABLE drift_events (
     key             TEXT NOT NULL,
     first_row       BIGINT NOT NULL,
     last_row        BIGINT NOT NULL,
+    first_partition INTEGER,
+    last_partition  INTEGER,
     source          TEXT NOT NULL,
     drift_score     DOUBLE PRECISION NOT NULL,
     drifted_features TEXT NOT NULL,            -- comma-separated, for quick reading in psql
@@ -34,6 +38,7 @@ CREATE INDEX drift_events_key_time ON drift_events (key, detected_at);
 CREATE TABLE flagged_transactions (
     transaction_id    TEXT PRIMARY KEY,        -- from the record, or source and position
     key               TEXT NOT NULL,
+    source            TEXT NOT NULL,           -- file path, or topic
     type              TEXT NOT NULL,
     amount            DOUBLE PRECISION NOT NULL,
     name_orig         TEXT NOT NULL,

@@ -1,0 +1,278 @@
+"""The fraud and drift job: transactions in, window verdicts, drift events and alerts out.
+
+Streaming, against Kafka and PostgreSQL (the local stack by default):
+
+    python -m jobs.fraud_drift_job
+    scripts/submit.sh --detached jobs/fraud_drift_job.py        # on the standalone cluster
+
+Backtest over a PaySim CSV file, the same operators with a file source and file sinks:
+
+    python -m jobs.fraud_drift_job --backtest data/paysim/sample.csv --output-dir out/
+
+Where the work runs: parsing the text, keying and cutting micro-batches happen in the JVM (SQL);
+each micro-batch of one key crosses into Python once, through Arrow, where it is validated and
+packed; a keyed process function cuts count windows from the micro-batches, keeps the
+reference in keyed state and runs the vectorized statistics and scoring once per window.
+"""
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from pyflink.common import Types
+from pyflink.common.serialization import Encoder, SimpleStringSchema
+from pyflink.datastream.connectors.base import DeliveryGuarantee
+from pyflink.datastream.connectors.file_system import FileSink, OutputFileConfig
+from pyflink.datastream.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink
+from pyflink.table import DataTypes, Schema, StreamTableEnvironment
+
+from jobs import backtest_report, postgres_sinks, settings
+from jobs.flink_setup import create_environment
+from udfs.engine_config import REFERENCE_POLICIES, EngineConfig
+from udfs.flink_functions import (
+    ALERTS_TAG,
+    DEAD_LETTER_TAG,
+    DRIFT_EVENTS_TAG,
+    DriftWindowFunction,
+    make_csv_packer,
+    pack_json_transactions,
+)
+
+logger = logging.getLogger("fraud_drift_job")
+
+# How long the JVM gathers one key's transactions before handing them to Python as a batch.
+# Shorter means lower alert latency and more, smaller crossings into Python.
+DEFAULT_MICRO_BATCH_MS = 200
+# In a backtest, micro-batches are cut by position in the file instead of by time: this many
+# consecutive rows of the file make one micro-batch per key, the same on every run.
+BACKTEST_MICRO_BATCH_ROWS = 20000
+# The consumer group of the streaming job; offsets are also kept in its checkpoints.
+CONSUMER_GROUP = "frauddrift-job"
+OUTPUT_NAMES = ("windows", "drift_events", "flagged", "dead_letter")
+
+
+def parse_arguments(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backtest", metavar="FILE.csv", help="run over a PaySim CSV file")
+    parser.add_argument("--output-dir", metavar="DIR", help="where a backtest writes its files")
+    parser.add_argument("--window-size", type=int, default=EngineConfig.window_size)
+    parser.add_argument(
+        "--window-time-bound",
+        type=float,
+        default=EngineConfig.window_time_bound_seconds,
+        help="seconds a partial window waits before it is evaluated",
+    )
+    parser.add_argument("--reference-size", type=int, default=EngineConfig.reference_size)
+    parser.add_argument(
+        "--reference-policy", choices=REFERENCE_POLICIES, default=EngineConfig.reference_policy
+    )
+    parser.add_argument("--shards", type=int, default=1, help="shards per transaction type")
+    parser.add_argument("--flag-threshold", type=float, default=EngineConfig.flag_threshold)
+    parser.add_argument("--parallelism", type=int, default=None)
+    parser.add_argument("--micro-batch-ms", type=int, default=DEFAULT_MICRO_BATCH_MS)
+    parser.add_argument("--checkpoint-interval", default=None, help="for example '5 s'")
+    parser.add_argument(
+        "--python-execution-mode",
+        choices=("thread", "process"),
+        default=None,
+        help="where the Python functions run; flink-conf/config.yaml decides when not given",
+    )
+    parser.add_argument("--topic", default=settings.TRANSACTIONS_TOPIC)
+    parser.add_argument("--group-id", default=CONSUMER_GROUP)
+    args = parser.parse_args(argv)
+    if args.backtest and not args.output_dir:
+        parser.error("--backtest needs --output-dir")
+    if args.backtest and not Path(args.backtest).is_file():
+        parser.error(f"--backtest names {args.backtest}, which is not a file")
+    return args
+
+
+def engine_config(args):
+    return EngineConfig(
+        window_size=args.window_size,
+        window_time_bound_seconds=args.window_time_bound,
+        reference_size=args.reference_size,
+        reference_policy=args.reference_policy,
+        shards=args.shards,
+        flag_threshold=args.flag_threshold,
+    )
+
+
+def key_expression(type_column, name_column, shards):
+    """SQL for the key: the transaction type, or type and shard of the origin account."""
+    if shards == 1:
+        return type_column
+    return (
+        f"CONCAT({type_column}, '/', CAST(MOD(ABS(HASH_CODE({name_column})), {shards}) AS STRING))"
+    )
+
+
+def interval(milliseconds):
+    """A SQL interval of whole milliseconds (SQL has no millisecond unit for intervals)."""
+    return f"INTERVAL '{milliseconds / 1000:.3f}' SECOND(6, 3)"
+
+
+def kafka_micro_batches(table_env, args):
+    """Micro-batches of Kafka records per key, cut by processing time."""
+    table_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE kafka_transactions (
+            payload STRING,
+            `topic` STRING METADATA VIRTUAL,
+            `partition` INT METADATA VIRTUAL,
+            `offset` BIGINT METADATA VIRTUAL,
+            proctime AS PROCTIME()
+        ) WITH (
+            'connector' = 'kafka',
+            'topic' = '{args.topic}',
+            'properties.bootstrap.servers' = '{settings.KAFKA_BOOTSTRAP_SERVERS}',
+            'properties.group.id' = '{args.group_id}',
+            'properties.auto.offset.reset' = 'earliest',
+            'scan.startup.mode' = 'group-offsets',
+            'value.format' = 'raw'
+        )""")
+    table_env.create_temporary_function("pack_json_transactions", pack_json_transactions)
+    # A record whose type cannot be read still gets a key, so that validation in Python can
+    # dead-letter it with its reason instead of SQL dropping it.
+    type_column = "COALESCE(JSON_VALUE(payload, '$.type'), '?')"
+    name_column = "COALESCE(JSON_VALUE(payload, '$.nameOrig'), '')"
+    key = key_expression(type_column, name_column, args.shards)
+    return table_env.sql_query(f"""
+        SELECT {key} AS key, '{args.topic}' AS source,
+               pack_json_transactions(`topic`, `partition`, `offset`, payload) AS packed
+        FROM kafka_transactions
+        GROUP BY {key}, TUMBLE(proctime, {interval(args.micro_batch_ms)})""")
+
+
+def file_micro_batches(table_env, csv_path):
+    """Micro-batches of CSV lines per key, cut by position in the file."""
+    table_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE csv_lines (line STRING, proctime AS PROCTIME())
+        WITH ('connector' = 'filesystem', 'path' = '{csv_path}', 'format' = 'raw')""")
+    # One file is one split read by one reader, so arrival order is file order and a running
+    # count numbers the lines; the header is line 0, data row 0 is line 1.
+    numbered = table_env.sql_query("""
+        SELECT line, COUNT(*) OVER (
+            ORDER BY proctime ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - 2 AS line_number
+        FROM csv_lines""")
+    # The row number becomes event time (one row, one millisecond), so that micro-batches
+    # close by position and the last one closes when the file ends.
+    timed = table_env.from_data_stream(
+        table_env.to_data_stream(numbered),
+        Schema.new_builder()
+        .column("line", DataTypes.STRING())
+        .column("line_number", DataTypes.BIGINT())
+        .column_by_expression("row_time", "TO_TIMESTAMP_LTZ(line_number, 3)")
+        .watermark("row_time", "row_time")
+        .build(),
+    )
+    table_env.create_temporary_view("csv_rows", timed)
+    table_env.create_temporary_function("pack_csv_transactions", make_csv_packer(csv_path))
+    return table_env.sql_query(f"""
+        SELECT key, '{csv_path}' AS source, pack_csv_transactions(line_number, line) AS packed
+        FROM (SELECT COALESCE(SPLIT_INDEX(line, ',', 1), '?') AS key, line_number, line, row_time
+              FROM csv_rows WHERE line_number >= 0)
+        GROUP BY key, TUMBLE(row_time, {interval(BACKTEST_MICRO_BATCH_ROWS)})""")
+
+
+def kafka_sink(topic, name):
+    return (
+        KafkaSink.builder()
+        .set_bootstrap_servers(settings.KAFKA_BOOTSTRAP_SERVERS)
+        .set_record_serializer(
+            KafkaRecordSerializationSchema.builder()
+            .set_topic(topic)
+            .set_value_serialization_schema(SimpleStringSchema())
+            .build()
+        )
+        .set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
+        .set_transactional_id_prefix(f"frauddrift-{name}")
+        # Must not exceed the broker's transaction.max.timeout.ms (one hour on the stack).
+        .set_property("transaction.timeout.ms", str(15 * 60 * 1000))
+        .build()
+    )
+
+
+def file_sink(directory):
+    return (
+        FileSink.for_row_format(str(directory), Encoder.simple_string_encoder())
+        .with_output_file_config(OutputFileConfig.builder().with_part_suffix(".jsonl").build())
+        .build()
+    )
+
+
+def build(env, table_env, args, config):
+    """Lay out the whole pipeline; returns nothing, ``env.execute`` runs it."""
+    # Source, parsing and micro-batching (JVM), validation and packing (Python, per batch).
+    if args.backtest:
+        micro_batches = file_micro_batches(table_env, str(Path(args.backtest).resolve()))
+    else:
+        micro_batches = kafka_micro_batches(table_env, args)
+
+    # Keying, count windows, reference state, verdicts and scores.
+    windows = (
+        table_env.to_data_stream(micro_batches)
+        .key_by(lambda batch: batch[0], key_type=Types.STRING())
+        .process(
+            DriftWindowFunction(config, wall_clock_bound=not args.backtest),
+            output_type=Types.STRING(),
+        )
+        .name("drift windows and scoring")
+        .uid("drift-windows")
+    )
+    outputs = {
+        "windows": windows,
+        "drift_events": windows.get_side_output(DRIFT_EVENTS_TAG),
+        "flagged": windows.get_side_output(ALERTS_TAG),
+        "dead_letter": windows.get_side_output(DEAD_LETTER_TAG),
+    }
+
+    # Sinks.
+    if args.backtest:
+        parts = Path(args.output_dir).resolve() / backtest_report.PARTS_FOLDER
+        for name, stream in outputs.items():
+            stream.sink_to(file_sink(parts / name)).name(f"{name} files")
+        return
+    outputs["flagged"].sink_to(kafka_sink(settings.ALERTS_TOPIC, "alerts")).name("alerts to Kafka")
+    outputs["drift_events"].sink_to(kafka_sink(settings.DRIFT_EVENTS_TOPIC, "drift-events")).name(
+        "drift events to Kafka"
+    )
+    outputs["dead_letter"].sink_to(kafka_sink(settings.DEAD_LETTER_TOPIC, "dead-letter")).name(
+        "dead letters to Kafka"
+    )
+    postgres_sinks.attach(table_env, outputs)
+
+
+def main(argv=None):
+    args = parse_arguments(argv)
+    config = engine_config(args)
+    overrides = {}
+    if args.parallelism:
+        overrides["parallelism.default"] = str(args.parallelism)
+    if args.python_execution_mode:
+        overrides["python.execution-mode"] = args.python_execution_mode
+    if args.checkpoint_interval:
+        overrides["execution.checkpointing.interval"] = args.checkpoint_interval
+    if args.backtest:
+        output_dir = Path(args.output_dir)
+        backtest_report.prepare(output_dir)
+
+    started = time.monotonic()
+    env = create_environment(overrides)
+    table_env = StreamTableEnvironment.create(env)
+    build(env, table_env, args, config)
+    logger.info("configuration %s: %s", config.version, config)
+    env.execute("frauddrift backtest" if args.backtest else "frauddrift streaming")
+
+    if args.backtest:
+        report = backtest_report.finish(output_dir, args.backtest, time.monotonic() - started)
+        logger.info("backtest report: %s", report)
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""The streaming job end to end through real Kafka, PostgreSQL and a Flink mini-cluster."""
+
+import json
+import uuid
+
+import pytest
+
+from jobs import settings
+from jobs.streaming_runner import run_until_consumed, topic_records
+from scripts import replay
+
+SAMPLE = settings.REPO_ROOT / "data" / "paysim" / "paysim_head_29999_steps1-8.csv"
+SAMPLE_ROWS = 29999
+# Enough rows for every type to fill its reference and be judged, few enough for a quick run.
+REPLAYED_ROWS = 20000
+BAD_RECORDS = {
+    b"{not json": "not valid JSON",
+    b'{"step": 1, "type": "TRANSFER"}': "missing field 'amount'",
+    json.dumps(
+        {
+            "step": 1,
+            "type": "TRANSFER",
+            "amount": -5.0,
+            "nameOrig": "C1",
+            "oldbalanceOrg": 1.0,
+            "newbalanceOrig": 0.0,
+            "nameDest": "C2",
+            "oldbalanceDest": 0.0,
+            "newbalanceDest": 0.0,
+            "isFraud": 0,
+            "isFlaggedFraud": 0,
+        }
+    ).encode(): "field 'amount' must not be negative",
+    json.dumps(
+        {
+            "step": 1,
+            "type": "WIRE",
+            "amount": 5.0,
+            "nameOrig": "C1",
+            "oldbalanceOrg": 1.0,
+            "newbalanceOrig": 0.0,
+            "nameDest": "C2",
+            "oldbalanceDest": 0.0,
+            "newbalanceDest": 0.0,
+            "isFraud": 0,
+            "isFlaggedFraud": 0,
+        }
+    ).encode(): "field 'type' must be one of",
+}
+
+
+def postgres_counts(postgres, topic):
+    windows = postgres.execute(
+        "SELECT COUNT(*), COALESCE(SUM(row_count), 0), COUNT(*) FILTER (WHERE drifted) "
+        "FROM window_stats WHERE source = %s",
+        (topic,),
+    ).fetchone()
+    drift_events = postgres.execute(
+        "SELECT COUNT(*) FROM drift_events WHERE source = %s", (topic,)
+    ).fetchone()[0]
+    return {
+        "windows": windows[0],
+        "rows": int(windows[1]),
+        "drifted_windows": windows[2],
+        "drift_events": drift_events,
+    }
+
+
+@pytest.fixture(scope="module")
+def replayed_topic(kafka_admin):
+    from kafka import KafkaProducer
+    from kafka.admin import NewTopic
+
+    # One partition: the order of every key's records, and so its windows, is then fixed.
+    topic = f"test-stream-{uuid.uuid4().hex[:8]}"
+    kafka_admin.create_topics([NewTopic(topic, 1, replication_factor=1)])
+    producer = KafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, acks="all")
+    sent = replay.replay(SAMPLE, topic, limit=REPLAYED_ROWS, producer=producer)
+    for payload in BAD_RECORDS:
+        producer.send(topic, payload)
+    producer.flush()
+    producer.close()
+    yield topic, sent + len(BAD_RECORDS)
+    kafka_admin.delete_topics([topic])
+
+
+@pytest.fixture(scope="module")
+def first_run(replayed_topic):
+    topic, expected = replayed_topic
+    return run_until_consumed(topic, expected, group_id=f"{topic}-first", timeout_seconds=240)
+
+
+def test_records_in_reconcile_with_records_processed_and_dead_lettered(
+    replayed_topic, first_run, postgres
+):
+    topic, expected = replayed_topic
+
+    counts = postgres_counts(postgres, topic)
+
+    assert first_run["dead_lettered"] == len(BAD_RECORDS)
+    assert counts["rows"] == REPLAYED_ROWS
+    assert counts["rows"] + first_run["dead_lettered"] == expected
+
+
+def test_bad_records_reach_dead_letter_with_payload_reason_and_position(replayed_topic, first_run):
+    topic, _ = replayed_topic
+
+    dead_letters = topic_records(settings.DEAD_LETTER_TOPIC, topic)
+
+    by_payload = {letter["payload"].encode(): letter for letter in dead_letters}
+    assert set(by_payload) == set(BAD_RECORDS)
+    for payload, reason in BAD_RECORDS.items():
+        assert reason in by_payload[payload]["reason"]
+        assert by_payload[payload]["partition"] == 0
+        assert by_payload[payload]["position"] >= REPLAYED_ROWS  # sent after the good rows
+
+
+def test_drift_events_and_alerts_match_between_kafka_and_postgres(
+    replayed_topic, first_run, postgres
+):
+    topic, _ = replayed_topic
+
+    kafka_events = topic_records(settings.DRIFT_EVENTS_TOPIC, topic)
+    kafka_alerts = topic_records(settings.ALERTS_TOPIC, topic)
+    counts = postgres_counts(postgres, topic)
+    stored_alerts = postgres.execute(
+        "SELECT transaction_id, risk_score FROM flagged_transactions "
+        "WHERE transaction_id = ANY(%s)",
+        ([alert["transaction_id"] for alert in kafka_alerts],),
+    ).fetchall()
+
+    assert counts["drift_events"] > 0
+    assert len(kafka_events) == counts["drift_events"] == counts["drifted_windows"]
+    assert kafka_alerts, "the sample drifts, so some transactions in its tails are flagged"
+    assert len(stored_alerts) == len({alert["transaction_id"] for alert in kafka_alerts})
+    for event in kafka_events:
+        assert event["drifted"] and event["drifted_features"]
+        assert event["explanation"]["features"]
+        assert event["config_version"]
+    for alert in kafka_alerts:
+        assert alert["risk_score"] >= 0.5
+        assert alert["drift_score"] > 0
+        assert alert["reasons"]
+
+
+def test_replaying_the_same_input_upserts_the_same_rows(replayed_topic, first_run, postgres):
+    topic, expected = replayed_topic
+    before = postgres_counts(postgres, topic)
+    alerts_before = postgres.execute("SELECT COUNT(*) FROM flagged_transactions").fetchone()[0]
+
+    # A new consumer group reads the whole topic again, as after a reset of the job.
+    run_until_consumed(topic, expected, group_id=f"{topic}-second", timeout_seconds=240)
+
+    assert postgres_counts(postgres, topic) == before
+    assert postgres.execute("SELECT COUNT(*) FROM flagged_transactions").fetchone()[0] == (
+        alerts_before
+    )

@@ -1,0 +1,191 @@
+"""The Python functions the Flink job runs: batch packing and the per-key drift operator.
+
+Transactions cross from the JVM into Python in batches, never one at a time: the job groups
+them per key into short micro-batches in SQL, and a pandas aggregate function (Arrow transfer)
+parses and validates each micro-batch at once and packs it into one binary value. The keyed
+process function then sees one element per micro-batch, cuts count windows from it with
+:mod:`udfs.drift_engine`, and keeps the key's pending rows and reference in keyed state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+
+from pyflink.common import Types
+from pyflink.datastream import KeyedProcessFunction, OutputTag
+from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.table import DataTypes
+from pyflink.table.udf import udaf
+
+from udfs import drift_engine
+from udfs.transactions import TransactionBatch, parse_csv_lines, parse_json_records
+
+logger = logging.getLogger(__name__)
+
+DRIFT_EVENTS_TAG = OutputTag("drift-events", Types.STRING())
+ALERTS_TAG = OutputTag("alerts", Types.STRING())
+DEAD_LETTER_TAG = OutputTag("dead-letter", Types.STRING())
+
+# Event time never reaches this except through the watermark that closes a bounded input.
+END_OF_INPUT_MS = 2**63 - 2
+
+
+def _packed(batch, dead_letters, source):
+    return pickle.dumps(
+        (batch.to_bytes(), [letter.to_dict(source) for letter in dead_letters]),
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
+
+
+def unpack(packed):
+    """The (TransactionBatch, dead-letter dicts) that a packing function produced."""
+    batch_bytes, dead_letters = pickle.loads(packed)
+    return TransactionBatch.from_bytes(batch_bytes), dead_letters
+
+
+@udaf(result_type=DataTypes.BYTES(), func_type="pandas")
+def pack_json_transactions(topic, partition, offset, payload):
+    """Parse and validate one micro-batch of Kafka JSON records of one key."""
+    source = str(topic.iloc[0]) if len(topic) else ""
+    batch, dead_letters = parse_json_records(
+        payload.tolist(), offset.to_numpy(), partition.to_numpy(), source
+    )
+    return _packed(batch, dead_letters, source)
+
+
+def make_csv_packer(source):
+    """A packing function for the lines of the CSV file ``source``."""
+
+    @udaf(result_type=DataTypes.BYTES(), func_type="pandas")
+    def pack_csv_transactions(row, line):
+        batch, dead_letters = parse_csv_lines(line.tolist(), row.to_numpy(), source)
+        return _packed(batch, dead_letters, source)
+
+    return pack_csv_transactions
+
+
+class DriftWindowFunction(KeyedProcessFunction):
+    """Count windows with a time bound, keyed reference state, verdicts and scores.
+
+    Input elements are ``(key, source, packed micro-batch)``. The main output carries window
+    records as JSON; drift events, alerts and dead letters leave through the side outputs
+    :data:`DRIFT_EVENTS_TAG`, :data:`ALERTS_TAG` and :data:`DEAD_LETTER_TAG`.
+
+    :param config: the :class:`udfs.engine_config.EngineConfig` to apply.
+    :param wall_clock_bound: whether a partial window is evaluated once it has waited
+        ``config.window_time_bound_seconds`` of processing time. A backtest turns it off: there
+        time is the position in the file, and windows must not depend on how fast it runs.
+    """
+
+    def __init__(self, config, wall_clock_bound=True):
+        self.config = config
+        self.wall_clock_bound = wall_clock_bound
+
+    def open(self, runtime_context):
+        self.pending = runtime_context.get_state(
+            ValueStateDescriptor("pending-rows", Types.PICKLED_BYTE_ARRAY())
+        )
+        self.reference = runtime_context.get_state(
+            ValueStateDescriptor("reference-rows", Types.PICKLED_BYTE_ARRAY())
+        )
+        self.summary = runtime_context.get_state(
+            ValueStateDescriptor("reference-summary", Types.PICKLED_BYTE_ARRAY())
+        )
+        self.source = runtime_context.get_state(ValueStateDescriptor("source", Types.STRING()))
+        self.deadline = runtime_context.get_state(
+            ValueStateDescriptor("window-deadline-ms", Types.LONG())
+        )
+        metrics = runtime_context.get_metrics_group()
+        self.windows_counter = metrics.counter("windows_evaluated")
+        self.drift_counter = metrics.counter("drift_events")
+        self.alert_counter = metrics.counter("alerts")
+        self.dead_letter_counter = metrics.counter("dead_letters")
+        self.rows_counter = metrics.counter("transactions_valid")
+
+    # --- keyed state ---------------------------------------------------------------------
+
+    def _load(self):
+        summary_bytes = self.summary.value()
+        return drift_engine.KeyState(
+            pending=TransactionBatch.from_bytes(self.pending.value()),
+            reference_rows=drift_engine.KeyState.reference_from_bytes(self.reference.value()),
+            summary=drift_engine.ReferenceSummary.from_bytes(summary_bytes)
+            if summary_bytes
+            else None,
+        )
+
+    def _store(self, state, windows_evaluated):
+        if len(state.pending):
+            self.pending.update(state.pending.to_bytes())
+        else:
+            self.pending.clear()
+        # Only an evaluated window changes the reference and its summary; a batch that merely
+        # adds pending rows leaves the large part of the state untouched.
+        if windows_evaluated:
+            self.reference.update(state.reference_bytes())
+            if state.summary is not None:
+                self.summary.update(state.summary.to_bytes())
+            else:
+                self.summary.clear()
+
+    # --- elements and timers -------------------------------------------------------------
+
+    def process_element(self, value, ctx):
+        key, source, packed = value[0], value[1], value[2]
+        batch, dead_letters = unpack(packed)
+        for letter in dead_letters:
+            self.dead_letter_counter.inc()
+            yield DEAD_LETTER_TAG, json.dumps({"key": key, **letter})
+        if not len(batch):
+            return
+        self.rows_counter.inc(len(batch))
+        self.source.update(source)
+
+        state = self._load()
+        now_ms = ctx.timer_service().current_processing_time()
+        outcomes = drift_engine.advance(state, batch, key, source, self.config, now_ms)
+        yield from self._emit(outcomes)
+        self._store(state, windows_evaluated=bool(outcomes))
+        self._arm_timers(state, ctx, now_ms)
+
+    def on_timer(self, timestamp, ctx):
+        deadline = self.deadline.value()
+        end_of_input = timestamp >= END_OF_INPUT_MS
+        if not end_of_input and (deadline is None or timestamp < deadline):
+            return  # a timer of a window that has been evaluated since
+        state = self._load()
+        now_ms = ctx.timer_service().current_processing_time()
+        outcome = drift_engine.flush(
+            state, ctx.get_current_key(), self.source.value() or "", self.config, now_ms
+        )
+        self.deadline.clear()
+        if outcome is None:
+            return
+        yield from self._emit([outcome])
+        self._store(state, windows_evaluated=True)
+
+    def _arm_timers(self, state, ctx, now_ms):
+        if not len(state.pending):
+            self.deadline.clear()
+            return
+        if self.deadline.value() is None:
+            deadline = now_ms + int(self.config.window_time_bound_seconds * 1000)
+            self.deadline.update(deadline)
+            if self.wall_clock_bound:
+                ctx.timer_service().register_processing_time_timer(deadline)
+            # Processing-time timers are dropped when a bounded input ends; the final watermark
+            # fires this one instead, so that the last partial window is evaluated too.
+            ctx.timer_service().register_event_time_timer(END_OF_INPUT_MS)
+
+    def _emit(self, outcomes):
+        for outcome in outcomes:
+            self.windows_counter.inc()
+            yield json.dumps(outcome.window)
+            if outcome.drift_event is not None:
+                self.drift_counter.inc()
+                yield DRIFT_EVENTS_TAG, json.dumps(outcome.drift_event)
+            for alert in outcome.alerts:
+                self.alert_counter.inc()
+                yield ALERTS_TAG, json.dumps(alert)

@@ -1,0 +1,95 @@
+"""Transaction-level fraud evidence and the risk score that combines it with drift.
+
+Each rule is a named, documented check on the transaction's own fields, computed for a whole
+window at once; an alert lists the rules that fired as its reasons. The risk score is
+
+    risk = drift_weight * drift_score + model_weight * model_probability + rule_weight * rule_score
+
+with every term in [0, 1]. The drift term tells transactions apart: it is how far a
+transaction lies in the tails of its key's reference on the features that drifted in its
+window, so that in a drifted window the unusual transactions score high and the ordinary ones
+do not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Amounts are in PaySim's currency with two decimals; a cent either way is rounding.
+BALANCE_TOLERANCE = 0.01
+DRAINABLE_TYPES = ("TRANSFER", "CASH_OUT")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A named check that marks transactions with a score in [0, 1]."""
+
+    name: str
+    description: str
+    weight: float
+
+    def __call__(self, columns):
+        return RULE_CHECKS[self.name](columns) * self.weight
+
+
+def _account_drained(columns):
+    """A transfer or cash-out of the origin's whole balance, leaving it at zero."""
+    drainable = np.isin(columns["type"], DRAINABLE_TYPES)
+    whole_balance = np.abs(columns["amount"] - columns["oldbalanceOrg"]) <= BALANCE_TOLERANCE
+    emptied = columns["newbalanceOrig"] <= BALANCE_TOLERANCE
+    return (drainable & whole_balance & emptied & (columns["amount"] > 0)).astype(np.float64)
+
+
+RULE_CHECKS = {"account_drained": _account_drained}
+
+DEFAULT_RULES = (
+    Rule(
+        "account_drained",
+        "TRANSFER or CASH_OUT of the origin's whole balance, leaving it at zero",
+        1.0,
+    ),
+)
+
+
+def rule_scores(columns, rules=DEFAULT_RULES):
+    """Per transaction, the highest score of any rule, and which rules fired.
+
+    Returns
+    -------
+    (numpy.ndarray, dict[str, numpy.ndarray])
+        The rule score per row, and each rule's name mapped to a boolean mask of the rows
+        where it fired.
+    """
+    row_count = len(columns["amount"])
+    score = np.zeros(row_count)
+    fired = {}
+    for rule in rules:
+        marks = rule(columns)
+        fired[rule.name] = marks > 0
+        score = np.maximum(score, marks)
+    return score, fired
+
+
+def drift_scores(tail_scores, tail_start):
+    """The drift term per row from its tail scores on the drifted features.
+
+    Parameters
+    ----------
+    tail_scores
+        Shape ``(rows, features)``: each row's tail score in [0, 1] on each drifted numeric
+        feature (see :func:`udfs.drift_window.tail_scores`); no columns when none drifted.
+    tail_start
+        Tail score below which a row counts as ordinary (0); above it the term rises
+        linearly to 1 at the reference's extremes.
+    """
+    if tail_scores.shape[1] == 0:
+        return np.zeros(tail_scores.shape[0])
+    deepest = tail_scores.max(axis=1)
+    return np.clip((deepest - tail_start) / (1.0 - tail_start), 0.0, 1.0)
+
+
+def risk_scores(drift, model, rules, config):
+    """Combine the three terms with the weights of ``config`` (an EngineConfig)."""
+    return config.drift_weight * drift + config.model_weight * model + config.rule_weight * rules

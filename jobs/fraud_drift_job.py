@@ -73,6 +73,13 @@ def parse_arguments(argv=None):
     parser.add_argument("--parallelism", type=int, default=None)
     parser.add_argument("--micro-batch-ms", type=int, default=DEFAULT_MICRO_BATCH_MS)
     parser.add_argument("--checkpoint-interval", default=None, help="for example '5 s'")
+    parser.add_argument("--checkpoint-dir", default=None, help="a URI, for example file:///...")
+    parser.add_argument(
+        "--restore-from",
+        metavar="CHECKPOINT",
+        default=None,
+        help="a retained checkpoint or savepoint folder to resume from",
+    )
     parser.add_argument(
         "--python-execution-mode",
         choices=("thread", "process"),
@@ -105,7 +112,7 @@ def key_expression(type_column, name_column, shards):
     if shards == 1:
         return type_column
     return (
-        f"CONCAT({type_column}, '/', CAST(MOD(ABS(HASH_CODE({name_column})), {shards}) AS STRING))"
+        f"CONCAT({type_column}, '/', CAST(ABS(MOD(HASH_CODE({name_column}), {shards})) AS STRING))"
     )
 
 
@@ -145,7 +152,7 @@ def kafka_micro_batches(table_env, args):
         GROUP BY {key}, TUMBLE(proctime, {interval(args.micro_batch_ms)})""")
 
 
-def file_micro_batches(table_env, csv_path):
+def file_micro_batches(table_env, csv_path, shards):
     """Micro-batches of CSV lines per key, cut by position in the file."""
     table_env.execute_sql(f"""
         CREATE TEMPORARY TABLE csv_lines (line STRING, proctime AS PROCTIME())
@@ -169,9 +176,15 @@ def file_micro_batches(table_env, csv_path):
     )
     table_env.create_temporary_view("csv_rows", timed)
     table_env.create_temporary_function("pack_csv_transactions", make_csv_packer(csv_path))
+    # The type and the origin account are the second and fourth fields of a PaySim line.
+    key = key_expression(
+        "COALESCE(SPLIT_INDEX(line, ',', 1), '?')",
+        "COALESCE(SPLIT_INDEX(line, ',', 3), '')",
+        shards,
+    )
     return table_env.sql_query(f"""
         SELECT key, '{csv_path}' AS source, pack_csv_transactions(line_number, line) AS packed
-        FROM (SELECT COALESCE(SPLIT_INDEX(line, ',', 1), '?') AS key, line_number, line, row_time
+        FROM (SELECT {key} AS key, line_number, line, row_time
               FROM csv_rows WHERE line_number >= 0)
         GROUP BY key, TUMBLE(row_time, {interval(BACKTEST_MICRO_BATCH_ROWS)})""")
 
@@ -206,7 +219,9 @@ def build(env, table_env, args, config):
     """Lay out the whole pipeline; returns nothing, ``env.execute`` runs it."""
     # Source, parsing and micro-batching (JVM), validation and packing (Python, per batch).
     if args.backtest:
-        micro_batches = file_micro_batches(table_env, str(Path(args.backtest).resolve()))
+        micro_batches = file_micro_batches(
+            table_env, str(Path(args.backtest).resolve()), args.shards
+        )
     else:
         micro_batches = kafka_micro_batches(table_env, args)
 
@@ -250,6 +265,10 @@ def main(argv=None):
     overrides = {}
     if args.parallelism:
         overrides["parallelism.default"] = str(args.parallelism)
+    if args.checkpoint_dir:
+        overrides["execution.checkpointing.dir"] = args.checkpoint_dir
+    if args.restore_from:
+        overrides["execution.state-recovery.path"] = args.restore_from
     if args.python_execution_mode:
         overrides["python.execution-mode"] = args.python_execution_mode
     if args.checkpoint_interval:

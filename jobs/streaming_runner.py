@@ -7,11 +7,15 @@ reconcile with the records sent, lets one more checkpoint commit the Kafka trans
 stops the job.
 """
 
+import contextlib
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psycopg
 from kafka import KafkaConsumer
@@ -52,18 +56,10 @@ def topic_records(topic, source, timeout_seconds=3.0):
     return [record for record in records if record.get("source") == source]
 
 
-def run_until_consumed(topic, expected_records, group_id, timeout_seconds=300, extra_args=()):
-    """Run the job on ``topic`` until ``expected_records`` are processed or dead-lettered.
+def start_job(topic, group_id, extra_args=()):
+    """Start the streaming job on ``topic`` in a child process of its own process group.
 
-    Returns
-    -------
-    dict
-        ``processed`` and ``dead_lettered`` counts and the job's ``seconds``.
-
-    Raises
-    ------
-    TimeoutError
-        When the counts do not reconcile in time; the job's log tail is in the message.
+    Returns the ``subprocess.Popen`` and the path of its log; :func:`stop_job` ends it.
     """
     command = [
         sys.executable,
@@ -79,25 +75,63 @@ def run_until_consumed(topic, expected_records, group_id, timeout_seconds=300, e
     ]
     log_path = settings.STACK_DIR / "logs" / f"job-{group_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    with open(log_path, "w") as log:
+    with open(log_path, "a") as log:
         job = subprocess.Popen(
-            command, cwd=settings.REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
+            command,
+            cwd=settings.REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+    return job, log_path
+
+
+def stop_job(job, hard=False):
+    """End the job and the JVM it started; ``hard`` kills without a chance to clean up."""
+    if job.poll() is None:
+        os.killpg(job.pid, signal.SIGKILL if hard else signal.SIGTERM)
         try:
-            counts = _wait_for_reconciliation(job, topic, expected_records, timeout_seconds)
-            # Let one more checkpoint commit what the Kafka sinks wrote since the last one.
-            time.sleep(2 * CHECKPOINT_INTERVAL_SECONDS)
-        except TimeoutError as error:
-            raise TimeoutError(f"{error}; job log {log_path}:\n{_tail(log_path)}") from None
-        finally:
-            job.terminate()
-            try:
-                job.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                job.kill()
+            job.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(job.pid, signal.SIGKILL)  # whatever the group still holds, such as the JVM
+
+
+def run_until_consumed(topic, expected_records, group_id, timeout_seconds=300, extra_args=()):
+    """Run the job on ``topic`` until ``expected_records`` are processed or dead-lettered.
+
+    Returns
+    -------
+    dict
+        ``processed`` and ``dead_lettered`` counts and the job's ``seconds``.
+
+    Raises
+    ------
+    TimeoutError
+        When the counts do not reconcile in time; the job's log tail is in the message.
+    """
+    started = time.monotonic()
+    job, log_path = start_job(topic, group_id, extra_args)
+    try:
+        counts = _wait_for_reconciliation(job, topic, expected_records, timeout_seconds)
+        # Let one more checkpoint commit what the Kafka sinks wrote since the last one.
+        time.sleep(2 * CHECKPOINT_INTERVAL_SECONDS)
+    except TimeoutError as error:
+        raise TimeoutError(f"{error}; job log {log_path}:\n{_tail(log_path)}") from None
+    finally:
+        stop_job(job)
     counts["seconds"] = round(time.monotonic() - started, 1)
     return counts
+
+
+def latest_checkpoint(checkpoint_root):
+    """The newest completed checkpoint folder under ``checkpoint_root``, or None."""
+    completed = [metadata.parent for metadata in Path(checkpoint_root).glob("*/chk-*/_metadata")]
+    if not completed:
+        return None
+    return max(completed, key=lambda folder: int(folder.name.split("-")[1]))
 
 
 def _wait_for_reconciliation(job, topic, expected_records, timeout_seconds):

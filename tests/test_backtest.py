@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jobs import fraud_drift_job
-from tests.synthetic_paysim import transactions_csv
+from tests.synthetic_paysim import TYPE_SHARES, transactions_csv
 from udfs.drift_engine import KeyState, advance, flush
 from udfs.transactions import parse_csv_lines
 
@@ -132,3 +132,25 @@ def test_backtest_windows_equal_the_engine_run_in_plain_python(backtest):
     ]
 
     assert sorted(actual) == sorted(expected)
+
+
+def test_shards_split_each_type_by_origin_account(tmp_path):
+    csv_path = transactions_csv(tmp_path / "sharded.csv", 4000, seed=11)
+    output_dir = tmp_path / "out"
+
+    fraud_drift_job.main(
+        [
+            "--backtest",
+            str(csv_path),
+            "--output-dir",
+            str(output_dir),
+            "--shards",
+            "2",
+            *JOB_ARGUMENTS,
+        ]
+    )
+
+    windows = read_jsonl(output_dir / "windows.jsonl")
+    keys = {window["key"] for window in windows}
+    assert keys == {f"{kind}/{shard}" for kind in TYPE_SHARES for shard in (0, 1)}
+    assert sum(window["row_count"] for window in windows) == 4000

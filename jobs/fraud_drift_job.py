@@ -189,7 +189,14 @@ def file_micro_batches(table_env, csv_path, shards):
         GROUP BY key, TUMBLE(row_time, {interval(BACKTEST_MICRO_BATCH_ROWS)})""")
 
 
-def kafka_sink(topic, name):
+def kafka_sink(topic, name, job_name):
+    """An exactly-once sink; ``job_name`` keeps its transactions apart from other jobs'.
+
+    Kafka fences a producer whose transactional id another producer took over, and a job
+    resuming from a checkpoint aborts what its own earlier run left open under its prefix: two
+    jobs that shared a prefix would fence and abort each other. The consumer group names the
+    job and stays the same when it resumes, so it goes into the prefix.
+    """
     return (
         KafkaSink.builder()
         .set_bootstrap_servers(settings.KAFKA_BOOTSTRAP_SERVERS)
@@ -200,7 +207,7 @@ def kafka_sink(topic, name):
             .build()
         )
         .set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
-        .set_transactional_id_prefix(f"frauddrift-{name}")
+        .set_transactional_id_prefix(f"frauddrift-{job_name}-{name}")
         # Must not exceed the broker's transaction.max.timeout.ms (one hour on the stack).
         .set_property("transaction.timeout.ms", str(15 * 60 * 1000))
         .build()
@@ -249,13 +256,14 @@ def build(env, table_env, args, config):
         for name, stream in outputs.items():
             stream.sink_to(file_sink(parts / name)).name(f"{name} files")
         return
-    outputs["flagged"].sink_to(kafka_sink(settings.ALERTS_TOPIC, "alerts")).name("alerts to Kafka")
-    outputs["drift_events"].sink_to(kafka_sink(settings.DRIFT_EVENTS_TOPIC, "drift-events")).name(
-        "drift events to Kafka"
+    kafka_outputs = (
+        ("flagged", settings.ALERTS_TOPIC, "alerts"),
+        ("drift_events", settings.DRIFT_EVENTS_TOPIC, "drift events"),
+        ("dead_letter", settings.DEAD_LETTER_TOPIC, "dead letters"),
     )
-    outputs["dead_letter"].sink_to(kafka_sink(settings.DEAD_LETTER_TOPIC, "dead-letter")).name(
-        "dead letters to Kafka"
-    )
+    for stream_name, topic, label in kafka_outputs:
+        sink = kafka_sink(topic, topic, args.group_id)
+        outputs[stream_name].sink_to(sink).name(f"{label} to Kafka")
     postgres_sinks.attach(table_env, outputs)
 
 

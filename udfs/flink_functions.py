@@ -146,6 +146,16 @@ class DriftWindowFunction(KeyedProcessFunction):
         state = self._load()
         now_ms = ctx.timer_service().current_processing_time()
         outcomes = drift_engine.advance(state, batch, key, source, self.config, now_ms)
+        deadline = self.deadline.value()
+        if outcomes:
+            # The rows that started the deadline are in a full window now; what is left
+            # starts a deadline of its own.
+            self.deadline.clear()
+        elif self.wall_clock_bound and deadline is not None and now_ms >= deadline:
+            # The time bound has passed and its timer has not fired (see _arm_timers): close
+            # the partial window now rather than wait for a timer that may never come.
+            outcomes.append(drift_engine.flush(state, key, source, self.config, now_ms))
+            self.deadline.clear()
         yield from self._emit(outcomes)
         self._store(state, windows_evaluated=bool(outcomes))
         self._arm_timers(state, ctx, now_ms)
@@ -170,14 +180,18 @@ class DriftWindowFunction(KeyedProcessFunction):
         if not len(state.pending):
             self.deadline.clear()
             return
-        if self.deadline.value() is None:
+        deadline = self.deadline.value()
+        if deadline is None:
             deadline = now_ms + int(self.config.window_time_bound_seconds * 1000)
             self.deadline.update(deadline)
-            if self.wall_clock_bound:
-                ctx.timer_service().register_processing_time_timer(deadline)
             # Processing-time timers are dropped when a bounded input ends; the final watermark
             # fires this one instead, so that the last partial window is evaluated too.
             ctx.timer_service().register_event_time_timer(END_OF_INPUT_MS)
+        if self.wall_clock_bound:
+            # Registered again with every batch (Flink keeps one timer per key and time): in a
+            # job resumed from a checkpoint, keys were seen to keep a deadline in state whose
+            # timer never fired, which left their partial windows waiting for ever.
+            ctx.timer_service().register_processing_time_timer(deadline)
 
     def _emit(self, outcomes):
         for outcome in outcomes:

@@ -9,7 +9,6 @@ stops the job.
 
 import contextlib
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -21,8 +20,6 @@ import psycopg
 from kafka import KafkaConsumer
 
 from jobs import settings
-
-logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 2.0
 # Checkpoints commit the exactly-once Kafka sinks; a short interval keeps runs short.

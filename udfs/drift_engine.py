@@ -117,7 +117,9 @@ def evaluate(state, window, key, source, config, now_ms=0):
         tails = np.zeros((len(window), 0))
     drift = drift_scores(tails, config.tail_start)
     rules, fired = rule_scores(window.columns)
-    # The fraud model joins here; until one is configured its term is zero for every row.
+    # TODO: score the trained fraud model here, one call per window; no model is trained
+    # yet, so its term is zero for every row and with the default weights only a transaction
+    # in the tails of a drifted window can reach the flag threshold.
     model = np.zeros(len(window))
     risk = risk_scores(drift, model, rules, config)
 

@@ -10,7 +10,6 @@ process function then sees one element per micro-batch, cuts count windows from 
 from __future__ import annotations
 
 import json
-import logging
 import pickle
 
 from pyflink.common import Types
@@ -21,8 +20,6 @@ from pyflink.table.udf import udaf
 
 from udfs import drift_engine
 from udfs.transactions import TransactionBatch, parse_csv_lines, parse_json_records
-
-logger = logging.getLogger(__name__)
 
 DRIFT_EVENTS_TAG = OutputTag("drift-events", Types.STRING())
 ALERTS_TAG = OutputTag("alerts", Types.STRING())

@@ -150,19 +150,47 @@ def test_replaying_the_same_input_upserts_the_same_rows(replayed_topic, first_ru
     )
 
 
+def whole_windows_csv(path, window_size):
+    """The sample cut so that every type has a whole number of windows: with no time-bound
+    window anywhere, every window of a run is a count window, the same on every run."""
+    header, *lines = SAMPLE.read_text().splitlines()
+    types = [line.split(",")[1] for line in lines]
+    keep = {kind: types.count(kind) // window_size * window_size for kind in set(types)}
+    kept = []
+    for line, kind in zip(lines, types, strict=True):
+        if keep[kind] > 0:
+            kept.append(line)
+            keep[kind] -= 1
+    path.write_text("\n".join([header, *kept]) + "\n")
+    return path
+
+
 def test_job_killed_mid_stream_resumes_from_its_checkpoint_without_loss_or_duplicates(
     kafka_admin, postgres, tmp_path
 ):
     from kafka import KafkaProducer
     from kafka.admin import NewTopic
 
+    window_size = 200
     topic = f"test-restart-{uuid.uuid4().hex[:8]}"
     kafka_admin.create_topics([NewTopic(topic, 1, replication_factor=1)])
     producer = KafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, acks="all")
-    sent = replay.replay(SAMPLE, topic, limit=REPLAYED_ROWS, producer=producer)
+    sent = replay.replay(
+        whole_windows_csv(tmp_path / "whole.csv", window_size), topic, producer=producer
+    )
     producer.close()
     checkpoints = tmp_path / "checkpoints"
-    job_arguments = ["--checkpoint-dir", checkpoints.as_uri()]
+    # The time bound is out of reach, so that windows close on counts alone (see above).
+    job_arguments = [
+        "--checkpoint-dir",
+        checkpoints.as_uri(),
+        "--window-size",
+        str(window_size),
+        "--reference-size",
+        "1000",
+        "--window-time-bound",
+        "3600",
+    ]
 
     # Run until part of the stream is processed and a checkpoint is complete, then kill the
     # job outright, as a crashed machine would.
@@ -194,11 +222,12 @@ def test_job_killed_mid_stream_resumes_from_its_checkpoint_without_loss_or_dupli
         "SELECT COUNT(*) FROM flagged_transactions WHERE transaction_id = ANY(%s)",
         ([alert["transaction_id"] for alert in alerts],),
     ).fetchone()[0]
-    # Kafka holds each alert and drift event once: what the killed job wrote after its last
-    # checkpoint was never committed. PostgreSQL rows are upserts, written at least once; a
-    # partial window that the time bound closed after the checkpoint may be closed at another
-    # row on the rerun, so windows may overlap there, but no transaction is left out.
+    # Every transaction is in exactly one window: the rerun cut the same windows as the killed
+    # run had, and PostgreSQL upserted them. Kafka holds each alert and drift event once: what
+    # the killed job wrote after its last checkpoint was never committed.
+    assert counts["rows"] == sent
+    assert counts["drift_events"] == counts["drifted_windows"] > 0
     assert len(alerts) == len({alert["transaction_id"] for alert in alerts}) == stored
     assert len(events) == len({event["window_id"] for event in events})
-    assert counts["rows"] >= sent
+    assert len(events) == counts["drifted_windows"]
     kafka_admin.delete_topics([topic])

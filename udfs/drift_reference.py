@@ -369,21 +369,17 @@ class ReferenceStack:
 
     def jensenshannon_nulls(self, window_size: int) -> tuple[NullDistribution, ...]:
         """Each row's :meth:`NumericReference.jensenshannon_null`, kept per window size."""
-        key = ("jensenshannon", window_size)
-        nulls = self._nulls.get(key)
-        if nulls is None:
-            nulls = tuple(row.jensenshannon_null(window_size) for row in self.references)
-            self._nulls[key] = nulls
-        return nulls
+        return self._nulls_of(NumericReference.jensenshannon_null, window_size)
 
     def wasserstein_nulls(self, window_size: int) -> tuple[NullDistribution, ...]:
         """Each row's :meth:`NumericReference.wasserstein_null`, kept per window size."""
-        key = ("wasserstein", window_size)
-        nulls = self._nulls.get(key)
-        if nulls is None:
-            nulls = tuple(row.wasserstein_null(window_size) for row in self.references)
-            self._nulls[key] = nulls
-        return nulls
+        return self._nulls_of(NumericReference.wasserstein_null, window_size)
+
+    def _nulls_of(self, null_of, window_size: int) -> tuple[NullDistribution, ...]:
+        key = (null_of.__name__, window_size)
+        if key not in self._nulls:
+            self._nulls[key] = tuple(null_of(row, window_size) for row in self.references)
+        return self._nulls[key]
 
     def sorted_row(self, row: int) -> np.ndarray:
         """The sorted reference of ``row``, a view of :attr:`flat_sorted`."""

@@ -166,19 +166,13 @@ def whole_windows_csv(path, window_size):
 
 
 def test_job_killed_mid_stream_resumes_from_its_checkpoint_without_loss_or_duplicates(
-    kafka_admin, postgres, tmp_path
+    make_topic, producer, postgres, tmp_path
 ):
-    from kafka import KafkaProducer
-    from kafka.admin import NewTopic
-
     window_size = 200
-    topic = f"test-restart-{uuid.uuid4().hex[:8]}"
-    kafka_admin.create_topics([NewTopic(topic, 1, replication_factor=1)])
-    producer = KafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, acks="all")
+    topic = make_topic("restart")
     sent = replay.replay(
         whole_windows_csv(tmp_path / "whole.csv", window_size), topic, producer=producer
     )
-    producer.close()
     checkpoints = tmp_path / "checkpoints"
     # The time bound is out of reach, so that windows close on counts alone (see above).
     job_arguments = [
@@ -230,4 +224,3 @@ def test_job_killed_mid_stream_resumes_from_its_checkpoint_without_loss_or_dupli
     assert len(alerts) == len({alert["transaction_id"] for alert in alerts}) == stored
     assert len(events) == len({event["window_id"] for event in events})
     assert len(events) == counts["drifted_windows"]
-    kafka_admin.delete_topics([topic])

@@ -2,12 +2,16 @@
 
 The job's file sinks write part files under ``DIR/.parts/<name>/``; when the job has finished,
 :func:`finish` concatenates them into ``DIR/<name>.jsonl``, sorted by position in the input so
-that two runs over the same file give the same files, and writes ``DIR/report.json``.
+that two runs over the same file give the same files, and writes ``DIR/report.json``: counts
+in and out, and accuracy, precision, recall, F1 and AUPRC over the whole run and per
+transaction type (each window record carries its own).
 """
 
 import json
 import shutil
 from pathlib import Path
+
+from udfs.metrics import METRIC_NAMES, ScoreCounts
 
 PARTS_FOLDER = ".parts"
 OUTPUT_FILES = {
@@ -49,15 +53,15 @@ def count_data_rows(csv_path):
     return max(lines - 1, 0)  # less the header
 
 
-def classification_metrics(true_positives, flagged, positives, total):
-    false_positives = flagged - true_positives
-    false_negatives = positives - true_positives
-    true_negatives = total - true_positives - false_positives - false_negatives
-    precision = true_positives / flagged if flagged else 0.0
-    recall = true_positives / positives if positives else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    accuracy = (true_positives + true_negatives) / total if total else 0.0
-    return {"accuracy": accuracy, "precision": precision, "recall": recall, "f1": f1}
+def detection_metrics(windows):
+    """Metrics of the whole run and of each transaction type, from the windows' counts."""
+    overall = ScoreCounts()
+    by_type = {}
+    for window in windows:
+        counts = ScoreCounts.from_dict(window["score_counts"])
+        overall.add(counts)
+        by_type.setdefault(window["key"].split("/", 1)[0], ScoreCounts()).add(counts)
+    return overall.metrics(), {name: by_type[name].metrics() for name in sorted(by_type)}
 
 
 def finish(output_dir, csv_path, seconds):
@@ -73,9 +77,8 @@ def finish(output_dir, csv_path, seconds):
 
     rows_in = count_data_rows(csv_path)
     rows_valid = sum(window["row_count"] for window in outputs["windows"])
-    frauds = sum(window["fraud_in_window"] for window in outputs["windows"])
-    flagged = len(outputs["flagged"])
-    caught = sum(alert["isFraud"] for alert in outputs["flagged"])
+    overall, by_type = detection_metrics(outputs["windows"])
+    model_versions = sorted({window["model_version"] for window in outputs["windows"]})
     report = {
         "input": str(csv_path),
         "rows_in": rows_in,
@@ -84,10 +87,12 @@ def finish(output_dir, csv_path, seconds):
         "windows": len(outputs["windows"]),
         "windows_evaluated": sum(w["status"] == "evaluated" for w in outputs["windows"]),
         "drift_events": len(outputs["drift_events"]),
-        "flagged": flagged,
-        "frauds": frauds,
-        "frauds_flagged": caught,
-        **classification_metrics(caught, flagged, frauds, rows_valid),
+        "flagged": len(outputs["flagged"]),
+        "frauds": overall["frauds"],
+        "frauds_flagged": overall["true_positives"],
+        **{name: overall[name] for name in METRIC_NAMES},
+        "metrics_by_type": by_type,
+        "model_versions": model_versions,
         "seconds": round(seconds, 3),
         "rows_per_second": round(rows_in / seconds, 1) if seconds > 0 else None,
         "reconciled": rows_in == rows_valid + len(outputs["dead_letter"]),

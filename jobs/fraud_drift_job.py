@@ -36,9 +36,11 @@ from udfs.flink_functions import (
     DEAD_LETTER_TAG,
     DRIFT_EVENTS_TAG,
     DriftWindowFunction,
+    MetricsTotals,
     make_csv_packer,
     pack_json_transactions,
 )
+from udfs.fraud_model import DEFAULT_MODEL_PATH, FraudModel, ModelArtifactError
 
 logger = logging.getLogger("fraud_drift_job")
 
@@ -51,6 +53,7 @@ BACKTEST_MICRO_BATCH_ROWS = 20000
 # The consumer group of the streaming job; offsets are also kept in its checkpoints.
 CONSUMER_GROUP = "frauddrift-job"
 OUTPUT_NAMES = ("windows", "drift_events", "flagged", "dead_letter")
+NO_MODEL = "none"
 
 
 def parse_arguments(argv=None):
@@ -70,6 +73,22 @@ def parse_arguments(argv=None):
     )
     parser.add_argument("--shards", type=int, default=1, help="shards per transaction type")
     parser.add_argument("--flag-threshold", type=float, default=EngineConfig.flag_threshold)
+    parser.add_argument(
+        "--key-flag-threshold",
+        type=key_threshold,
+        action="append",
+        default=[],
+        metavar="KEY=THRESHOLD",
+        help="a flag threshold for one key or transaction type, for example TRANSFER=0.4",
+    )
+    parser.add_argument("--drift-weight", type=float, default=EngineConfig.drift_weight)
+    parser.add_argument("--model-weight", type=float, default=EngineConfig.model_weight)
+    parser.add_argument("--rule-weight", type=float, default=EngineConfig.rule_weight)
+    parser.add_argument(
+        "--model",
+        default=str(DEFAULT_MODEL_PATH),
+        help="the fraud model artifact (.npz), or 'none' to score without a model",
+    )
     parser.add_argument("--parallelism", type=int, default=None)
     parser.add_argument("--micro-batch-ms", type=int, default=DEFAULT_MICRO_BATCH_MS)
     parser.add_argument("--checkpoint-interval", default=None, help="for example '5 s'")
@@ -93,7 +112,22 @@ def parse_arguments(argv=None):
         parser.error("--backtest needs --output-dir")
     if args.backtest and not Path(args.backtest).is_file():
         parser.error(f"--backtest names {args.backtest}, which is not a file")
+    try:
+        args.fraud_model = None if args.model == NO_MODEL else FraudModel.load(args.model)
+    except ModelArtifactError as error:
+        parser.error(str(error))
     return args
+
+
+def key_threshold(text):
+    """``KEY=THRESHOLD`` from the command line as a (key, threshold) pair."""
+    key, separator, threshold = text.partition("=")
+    try:
+        if key and separator:
+            return key, float(threshold)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"expected KEY=THRESHOLD, such as TRANSFER=0.4; got {text!r}")
 
 
 def engine_config(args):
@@ -104,6 +138,10 @@ def engine_config(args):
         reference_policy=args.reference_policy,
         shards=args.shards,
         flag_threshold=args.flag_threshold,
+        flag_thresholds=dict(args.key_flag_threshold),
+        drift_weight=args.drift_weight,
+        model_weight=args.model_weight,
+        rule_weight=args.rule_weight,
     )
 
 
@@ -237,7 +275,7 @@ def build(env, table_env, args, config):
         table_env.to_data_stream(micro_batches)
         .key_by(lambda batch: batch[0], key_type=Types.STRING())
         .process(
-            DriftWindowFunction(config, wall_clock_bound=not args.backtest),
+            DriftWindowFunction(config, args.fraud_model, wall_clock_bound=not args.backtest),
             output_type=Types.STRING(),
         )
         .name("drift windows and scoring")
@@ -264,6 +302,14 @@ def build(env, table_env, args, config):
     for stream_name, topic, label in kafka_outputs:
         sink = kafka_sink(topic, topic, args.group_id)
         outputs[stream_name].sink_to(sink).name(f"{label} to Kafka")
+
+    # Running detection metrics, rewritten in PostgreSQL after every window.
+    outputs["metric_totals"] = (
+        windows.key_by(lambda record: "totals", key_type=Types.STRING())
+        .process(MetricsTotals(), output_type=Types.STRING())
+        .name("detection metrics")
+        .uid("metrics-totals")
+    )
     postgres_sinks.attach(table_env, outputs)
 
 

@@ -7,13 +7,16 @@ driver to send strings untyped, so that PostgreSQL itself casts JSON text into J
 """
 
 from jobs import settings
+from udfs.metrics import METRIC_NAMES
 
 SINK_TABLES = {
     "window_stats": """
         window_id STRING, key STRING, first_row BIGINT, last_row BIGINT,
         first_partition INT, last_partition INT, source STRING, row_count INT,
         drifted BOOLEAN, drift_score DOUBLE, reference_size INT, config_version STRING,
-        evaluated_at TIMESTAMP(3), statistics STRING,
+        evaluated_at TIMESTAMP(3), statistics STRING, labelled INT, frauds INT, flagged INT,
+        accuracy DOUBLE, `precision` DOUBLE, recall DOUBLE, f1 DOUBLE, auprc DOUBLE,
+        model_version STRING,
         PRIMARY KEY (window_id) NOT ENFORCED""",
     "drift_events": """
         window_id STRING, key STRING, first_row BIGINT, last_row BIGINT,
@@ -27,6 +30,12 @@ SINK_TABLES = {
         model_probability DOUBLE, rule_score DOUBLE, reasons STRING, model_version STRING,
         is_fraud BOOLEAN, flagged_at TIMESTAMP(3),
         PRIMARY KEY (transaction_id) NOT ENFORCED""",
+    "fraud_metrics": """
+        scope STRING, windows BIGINT, labelled BIGINT, frauds BIGINT, flagged BIGINT,
+        true_positives BIGINT, false_positives BIGINT, false_negatives BIGINT,
+        true_negatives BIGINT, accuracy DOUBLE, `precision` DOUBLE, recall DOUBLE, f1 DOUBLE,
+        auprc DOUBLE, model_version STRING, config_version STRING, updated_at TIMESTAMP(3),
+        PRIMARY KEY (scope) NOT ENFORCED""",
 }
 
 
@@ -50,6 +59,12 @@ WINDOW_POSITION_COLUMNS = ", ".join(
 # The JDBC connector takes no TIMESTAMP_LTZ; times go out as UTC (the job's session zone).
 EVALUATED_AT = f"CAST(TO_TIMESTAMP_LTZ({_value('evaluated_at_ms', 'BIGINT')}, 3) AS TIMESTAMP(3))"
 
+
+def _metric_columns(prefix):
+    """The five metrics under ``prefix``; an undefined one is a JSON null, read as SQL NULL."""
+    return ", ".join(_value(prefix + name, "DOUBLE") for name in METRIC_NAMES)
+
+
 INSERTS = {
     "window_stats": (
         "windows",
@@ -57,7 +72,9 @@ INSERTS = {
         SELECT {WINDOW_POSITION_COLUMNS}, {_value("row_count", "INT")},
                {_value("drifted", "BOOLEAN")}, {_value("drift_score", "DOUBLE")},
                {_value("reference_size", "INT")}, {_value("config_version")}, {EVALUATED_AT},
-               record
+               record, {_value("metrics.labelled", "INT")}, {_value("metrics.frauds", "INT")},
+               {_value("metrics.flagged", "INT")}, {_metric_columns("metrics.")},
+               {_value("model_version")}
         FROM windows""",
     ),
     "drift_events": (
@@ -80,12 +97,23 @@ INSERTS = {
                {_value("isFraud", "INT")} = 1, CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3))
         FROM flagged""",
     ),
+    "fraud_metrics": (
+        "metric_totals",
+        f"""
+        SELECT {_value("scope")}, {_value("windows", "BIGINT")}, {_value("labelled", "BIGINT")},
+               {_value("frauds", "BIGINT")}, {_value("flagged", "BIGINT")},
+               {_value("true_positives", "BIGINT")}, {_value("false_positives", "BIGINT")},
+               {_value("false_negatives", "BIGINT")}, {_value("true_negatives", "BIGINT")},
+               {_metric_columns("")}, {_value("model_version")},
+               {_value("config_version")}, {EVALUATED_AT}
+        FROM metric_totals""",
+    ),
 }
 
 
 def attach(table_env, outputs):
-    """Add the three PostgreSQL sinks to the job, fed from the JSON streams in ``outputs``."""
-    for name in ("windows", "drift_events", "flagged"):
+    """Add the PostgreSQL sinks to the job, fed from the JSON streams in ``outputs``."""
+    for name in {stream for stream, _ in INSERTS.values()}:
         table_env.create_temporary_view(
             name, table_env.from_data_stream(outputs[name]).alias("record")
         )

@@ -24,7 +24,7 @@ stamp="$VENV_DIR/.installed-$(sha256sum "$REPO_ROOT/pyproject.toml" | cut -c1-16
 if [ ! -f "$stamp" ]; then
     say "installing the project and its dev extras into .venv (first time: a few minutes)"
     "$PYTHON" -m pip install --quiet --upgrade pip
-    "$PYTHON" -m pip install --quiet -e "$REPO_ROOT[dev]"
+    "$PYTHON" -m pip install --quiet -e "$REPO_ROOT[dev,train]"
     rm -f "$VENV_DIR"/.installed-*
     touch "$stamp"
 else

@@ -20,11 +20,14 @@ import numpy as np
 
 from udfs.drift_stats import CATEGORICAL, NUMERIC, ReferenceSummary, compare_window, tail_scores
 from udfs.engine_config import APPEND_UNDRIFTED, FROZEN
-from udfs.scoring import drift_scores, risk_scores, rule_scores
+from udfs.metrics import ScoreCounts
+from udfs.scoring import RuleContext, drift_scores, risk_scores, rule_scores
 from udfs.transactions import DESTINATION_KIND, NO_PARTITION, NUMERIC_FEATURES, TransactionBatch
 
 KIND_OF_FEATURE = {**{name: NUMERIC for name in NUMERIC_FEATURES}, DESTINATION_KIND: CATEGORICAL}
 NO_MODEL_VERSION = "none"
+# An alert names the model among its reasons when the model alone leans towards fraud.
+MODEL_REASON_PROBABILITY = 0.5
 
 WARMING_UP = "warming_up"
 EVALUATED = "evaluated"
@@ -66,7 +69,7 @@ class WindowOutcome:
     alerts: list
 
 
-def advance(state, incoming, key, source, config, now_ms=0):
+def advance(state, incoming, key, source, config, now_ms=0, model=None):
     """Add ``incoming`` to the key's pending rows and evaluate every full window.
 
     Returns
@@ -79,22 +82,26 @@ def advance(state, incoming, key, source, config, now_ms=0):
     start = 0
     while len(pending) - start >= config.window_size:
         window = pending.take(slice(start, start + config.window_size))
-        outcomes.append(evaluate(state, window, key, source, config, now_ms))
+        outcomes.append(evaluate(state, window, key, source, config, now_ms, model))
         start += config.window_size
     state.pending = pending.take(slice(start, None)) if start else pending
     return outcomes
 
 
-def flush(state, key, source, config, now_ms=0):
+def flush(state, key, source, config, now_ms=0, model=None):
     """Evaluate the pending rows as a partial window; None when nothing is pending."""
     if not len(state.pending):
         return None
     window, state.pending = state.pending, TransactionBatch.empty()
-    return evaluate(state, window, key, source, config, now_ms)
+    return evaluate(state, window, key, source, config, now_ms, model)
 
 
-def evaluate(state, window, key, source, config, now_ms=0):
-    """Verdict, scores and outputs of one window; the reference is updated as configured."""
+def evaluate(state, window, key, source, config, now_ms=0, model=None):
+    """Verdict, scores and outputs of one window; the reference is updated as configured.
+
+    ``model`` is the :class:`udfs.fraud_model.FraudModel` to score with; without one the model
+    term is 0 and alerts say so with the model version ``"none"``.
+    """
     features = window.feature_columns()
     reference_full = state.reference_size >= config.reference_size
     status = WARMING_UP
@@ -116,35 +123,33 @@ def evaluate(state, window, key, source, config, now_ms=0):
     else:
         tails = np.zeros((len(window), 0))
     drift = drift_scores(tails, config.tail_start)
-    rules, fired = rule_scores(window.columns)
-    # TODO: score the trained fraud model here, one call per window; no model is trained
-    # yet, so its term is zero for every row and with the default weights only a transaction
-    # in the tails of a drifted window can reach the flag threshold.
-    model = np.zeros(len(window))
-    risk = risk_scores(drift, model, rules, config)
+    context = RuleContext(
+        largest_reference_amount=float(state.reference_rows["amount"].max())
+        if reference_full
+        else None
+    )
+    rules, fired = rule_scores(window.columns, context)
+    probability = model.predict(window.columns) if model is not None else np.zeros(len(window))
+    model_version = model.version if model is not None else NO_MODEL_VERSION
+    risk = risk_scores(drift, probability, rules, config)
+    flagged = risk >= config.flag_threshold_for(key)
 
     window_record = _window_record(window, key, source, state, config, status, verdict, now_ms)
+    window_record["model_version"] = model_version
+    counts = ScoreCounts.of(window.columns["isFraud"], risk, flagged)
+    window_record["metrics"] = counts.metrics()
+    window_record["score_counts"] = counts.to_dict()
     drift_event = None
     if verdict is not None and verdict.drifted:
         drift_event = {**window_record, "explanation": verdict.explain()}
-    flagged = np.flatnonzero(risk >= config.flag_threshold_for(key))
+        del drift_event["score_counts"]
+    terms = {"risk": risk, "drift": drift, "model": probability, "rules": rules}
     alerts = [
-        _alert(
-            window,
-            row,
-            key,
-            source,
-            risk,
-            drift,
-            model,
-            rules,
-            fired,
-            drifted_numeric,
-            tails,
-            config,
-        )
-        for row in flagged
+        _alert(window, row, key, source, terms, fired, drifted_numeric, tails, config)
+        for row in np.flatnonzero(flagged)
     ]
+    for alert in alerts:
+        alert["model_version"] = model_version
     window_record["flagged"] = len(alerts)
 
     _update_reference(state, features, verdict, config)
@@ -204,15 +209,15 @@ def _window_record(window, key, source, state, config, status, verdict, now_ms):
         "reference_size": state.reference_size,
         "config_version": config.version,
         "evaluated_at_ms": int(now_ms),
-        "fraud_in_window": int(window.columns["isFraud"].sum()),
+        "fraud_in_window": int((window.columns["isFraud"] == 1).sum()),
     }
 
 
-def _alert(
-    window, row, key, source, risk, drift, model, rules, fired, drifted_numeric, tails, config
-):
+def _alert(window, row, key, source, terms, fired, drifted_numeric, tails, config):
     columns = window.columns
     reasons = [name for name, marks in fired.items() if marks[row]]
+    if terms["model"][row] >= MODEL_REASON_PROBABILITY:
+        reasons.append("model")
     for column, feature in enumerate(drifted_numeric):
         if tails[row, column] >= config.tail_start:
             reasons.append(f"tail:{feature}")
@@ -226,12 +231,11 @@ def _alert(
         "amount": float(columns["amount"][row]),
         "nameOrig": str(columns["nameOrig"][row]),
         "nameDest": str(columns["nameDest"][row]),
-        "risk_score": round(float(risk[row]), 6),
-        "drift_score": round(float(drift[row]), 6),
-        "model_probability": round(float(model[row]), 6),
-        "rule_score": round(float(rules[row]), 6),
+        "risk_score": round(float(terms["risk"][row]), 6),
+        "drift_score": round(float(terms["drift"][row]), 6),
+        "model_probability": round(float(terms["model"][row]), 6),
+        "rule_score": round(float(terms["rules"][row]), 6),
         "reasons": reasons,
-        "model_version": NO_MODEL_VERSION,
         "config_version": config.version,
         "isFraud": int(columns["isFraud"][row]),
     }

@@ -29,9 +29,13 @@ APPEND_UNDRIFTED = "append_undrifted"
 FROZEN = "frozen"
 REFERENCE_POLICIES = (APPEND, APPEND_UNDRIFTED, FROZEN)
 
-DEFAULT_DRIFT_WEIGHT = 0.5
-DEFAULT_MODEL_WEIGHT = 0.3
-DEFAULT_RULE_WEIGHT = 0.2
+# The model carries the decision and the rules confirm it: at the default threshold a model
+# probability of 0.84 flags on its own, and a drained account needs only 0.34 from the model.
+# Drift alone can never flag (0.1): a shifted window says the traffic changed, not which
+# transaction is fraud, but it tips a borderline transaction in the tails of a drifted window.
+DEFAULT_DRIFT_WEIGHT = 0.1
+DEFAULT_MODEL_WEIGHT = 0.6
+DEFAULT_RULE_WEIGHT = 0.3
 DEFAULT_FLAG_THRESHOLD = 0.5
 # The drift term counts a transaction only in the outer 10% of its key's reference (tail score
 # 0.9 and above), rising linearly to 1 at the reference's extremes; closer to the middle a value

@@ -19,11 +19,15 @@ from pyflink.table import DataTypes
 from pyflink.table.udf import udaf
 
 from udfs import drift_engine
+from udfs.metrics import ScoreCounts
 from udfs.transactions import TransactionBatch, parse_csv_lines, parse_json_records
 
 DRIFT_EVENTS_TAG = OutputTag("drift-events", Types.STRING())
 ALERTS_TAG = OutputTag("alerts", Types.STRING())
 DEAD_LETTER_TAG = OutputTag("dead-letter", Types.STRING())
+
+# The scope of the running totals over every key; a type's totals are "type:" and its name.
+ALL_SCOPE = "all"
 
 # Event time never reaches this except through the watermark that closes a bounded input.
 END_OF_INPUT_MS = 2**63 - 2
@@ -71,13 +75,16 @@ class DriftWindowFunction(KeyedProcessFunction):
     :data:`DRIFT_EVENTS_TAG`, :data:`ALERTS_TAG` and :data:`DEAD_LETTER_TAG`.
 
     :param config: the :class:`udfs.engine_config.EngineConfig` to apply.
+    :param model: the :class:`udfs.fraud_model.FraudModel` to score with, or None. It travels
+        to the workers inside this function, so they need no access to the artifact's file.
     :param wall_clock_bound: whether a partial window is evaluated once it has waited
         ``config.window_time_bound_seconds`` of processing time. A backtest turns it off: there
         time is the position in the file, and windows must not depend on how fast it runs.
     """
 
-    def __init__(self, config, wall_clock_bound=True):
+    def __init__(self, config, model=None, wall_clock_bound=True):
         self.config = config
+        self.model = model
         self.wall_clock_bound = wall_clock_bound
 
     def open(self, runtime_context):
@@ -142,7 +149,7 @@ class DriftWindowFunction(KeyedProcessFunction):
 
         state = self._load()
         now_ms = ctx.timer_service().current_processing_time()
-        outcomes = drift_engine.advance(state, batch, key, source, self.config, now_ms)
+        outcomes = drift_engine.advance(state, batch, key, source, self.config, now_ms, self.model)
         deadline = self.deadline.value()
         if outcomes:
             # The rows that started the deadline are in a full window now; what is left
@@ -151,7 +158,7 @@ class DriftWindowFunction(KeyedProcessFunction):
         elif self.wall_clock_bound and deadline is not None and now_ms >= deadline:
             # The time bound has passed and its timer has not fired (see _arm_timers): close
             # the partial window now rather than wait for a timer that may never come.
-            outcomes.append(drift_engine.flush(state, key, source, self.config, now_ms))
+            outcomes.append(drift_engine.flush(state, key, source, self.config, now_ms, self.model))
             self.deadline.clear()
         yield from self._emit(outcomes)
         self._store(state, windows_evaluated=bool(outcomes))
@@ -164,8 +171,9 @@ class DriftWindowFunction(KeyedProcessFunction):
             return  # a timer of a window that has been evaluated since
         state = self._load()
         now_ms = ctx.timer_service().current_processing_time()
+        source = self.source.value() or ""
         outcome = drift_engine.flush(
-            state, ctx.get_current_key(), self.source.value() or "", self.config, now_ms
+            state, ctx.get_current_key(), source, self.config, now_ms, self.model
         )
         self.deadline.clear()
         if outcome is None:
@@ -202,3 +210,38 @@ class DriftWindowFunction(KeyedProcessFunction):
             for alert in outcome.alerts:
                 self.alert_counter.inc()
                 yield ALERTS_TAG, json.dumps(alert)
+
+
+class MetricsTotals(KeyedProcessFunction):
+    """Running detection metrics of the whole run and of each transaction type.
+
+    Input elements are window records as JSON, all under one key: the totals are a handful of
+    counters, and one window record a second is little traffic. After each window it emits the
+    updated rows of the scopes the window touched, as JSON, for an upsert by scope.
+    """
+
+    def open(self, runtime_context):
+        self.totals = runtime_context.get_state(
+            ValueStateDescriptor("metrics-totals", Types.PICKLED_BYTE_ARRAY())
+        )
+
+    def process_element(self, value, ctx):
+        window = json.loads(value)
+        totals = pickle.loads(self.totals.value()) if self.totals.value() else {}
+        counts = ScoreCounts.from_dict(window["score_counts"])
+        type_name = window["key"].split("/", 1)[0]
+        for scope in (ALL_SCOPE, f"type:{type_name}"):
+            scope_counts, windows = totals.get(scope, (ScoreCounts(), 0))
+            scope_counts.add(counts)
+            totals[scope] = (scope_counts, windows + 1)
+            yield json.dumps(
+                {
+                    "scope": scope,
+                    "windows": windows + 1,
+                    **scope_counts.metrics(),
+                    "model_version": window["model_version"],
+                    "config_version": window["config_version"],
+                    "evaluated_at_ms": window["evaluated_at_ms"],
+                }
+            )
+        self.totals.update(pickle.dumps(totals, protocol=pickle.HIGHEST_PROTOCOL))

@@ -8,7 +8,9 @@ the only loop per record is the text parsing itself.
 
 A valid transaction has every PaySim field, of the right type: ``step`` a non-negative
 integer, ``type`` one of :data:`KNOWN_TYPES`, amounts and balances finite numbers not below
-zero, account names non-empty strings, and the two labels 0 or 1.
+zero, account names non-empty strings, and the two labels 0 or 1. The labels are the only
+optional fields: live traffic rarely knows yet whether a transaction was fraud, so a missing or
+empty label reads as :data:`UNLABELLED`, while a label that is present must be 0 or 1.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ FIELDS = (
 MONEY_FIELDS = ("amount", "oldbalanceOrg", "newbalanceOrig", "oldbalanceDest", "newbalanceDest")
 NAME_FIELDS = ("nameOrig", "nameDest")
 LABEL_FIELDS = ("isFraud", "isFlaggedFraud")
+REQUIRED_FIELDS = tuple(name for name in FIELDS if name not in LABEL_FIELDS)
+# A label that did not come with the transaction.
+UNLABELLED = -1
 # An optional field: a transaction id given by the producer wins over the derived one.
 TRANSACTION_ID_FIELD = "transaction_id"
 
@@ -246,9 +251,10 @@ def _first_reason(reasons, failed, message):
 def _validated(raw, reasons, payloads, positions, partitions, transaction_ids):
     count = len(payloads)
     missing = {
-        name: np.array([value is None for value in raw[name]], dtype=bool) for name in FIELDS
+        name: np.array([value is None for value in raw[name]], dtype=bool)
+        for name in REQUIRED_FIELDS
     }
-    for name in FIELDS:
+    for name in REQUIRED_FIELDS:
         _first_reason(reasons, missing[name], f"missing field {name!r}")
 
     step = _numbers(raw["step"])
@@ -280,9 +286,12 @@ def _validated(raw, reasons, payloads, positions, partitions, transaction_ids):
         _first_reason(reasons, names[name] == "", f"field {name!r} must be a non-empty string")
     labels = {}
     for name in LABEL_FIELDS:
+        absent = np.array([value is None or value == "" for value in raw[name]], dtype=bool)
         numbers = _numbers([int(v) if isinstance(v, bool) else v for v in raw[name]])
-        _first_reason(reasons, ~np.isin(numbers, (0, 1)), f"field {name!r} must be 0 or 1")
-        labels[name] = np.nan_to_num(numbers).astype(np.int8)
+        _first_reason(
+            reasons, ~absent & ~np.isin(numbers, (0, 1)), f"field {name!r} must be 0 or 1"
+        )
+        labels[name] = np.where(absent, UNLABELLED, np.nan_to_num(numbers)).astype(np.int8)
 
     valid = np.array([reason is None for reason in reasons], dtype=bool)
     dead_letters = [

@@ -7,6 +7,7 @@ in and out, and accuracy, precision, recall, F1 and AUPRC over the whole run and
 transaction type (each window record carries its own).
 """
 
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -47,8 +48,16 @@ def merged_records(parts_dir, sort_fields):
     return records
 
 
+def open_text_file(path):
+    """A CSV file for reading, decompressed on the fly when its name ends in .gz (as Flink's
+    file source does)."""
+    if str(path).endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
 def count_data_rows(csv_path):
-    with open(csv_path, "rb") as handle:
+    with open_text_file(csv_path) as handle:
         lines = sum(1 for line in handle if line.strip())
     return max(lines - 1, 0)  # less the header
 

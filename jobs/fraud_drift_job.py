@@ -16,6 +16,7 @@ reference in keyed state and runs the vectorized statistics and scoring once per
 """
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -305,7 +306,7 @@ def build(env, table_env, args, config):
 
     # Running detection metrics, rewritten in PostgreSQL after every window.
     outputs["metric_totals"] = (
-        windows.key_by(lambda record: "totals", key_type=Types.STRING())
+        windows.key_by(lambda record: json.loads(record)["source"], key_type=Types.STRING())
         .process(MetricsTotals(), output_type=Types.STRING())
         .name("detection metrics")
         .uid("metrics-totals")

@@ -31,11 +31,12 @@ SINK_TABLES = {
         is_fraud BOOLEAN, flagged_at TIMESTAMP(3),
         PRIMARY KEY (transaction_id) NOT ENFORCED""",
     "fraud_metrics": """
-        scope STRING, windows BIGINT, labelled BIGINT, frauds BIGINT, flagged BIGINT,
+        source STRING, `scope` STRING, windows BIGINT, labelled BIGINT, frauds BIGINT,
+        flagged BIGINT,
         true_positives BIGINT, false_positives BIGINT, false_negatives BIGINT,
         true_negatives BIGINT, accuracy DOUBLE, `precision` DOUBLE, recall DOUBLE, f1 DOUBLE,
         auprc DOUBLE, model_version STRING, config_version STRING, updated_at TIMESTAMP(3),
-        PRIMARY KEY (scope) NOT ENFORCED""",
+        PRIMARY KEY (source, `scope`) NOT ENFORCED""",
 }
 
 
@@ -100,7 +101,8 @@ INSERTS = {
     "fraud_metrics": (
         "metric_totals",
         f"""
-        SELECT {_value("scope")}, {_value("windows", "BIGINT")}, {_value("labelled", "BIGINT")},
+        SELECT {_value("source")}, {_value("scope")}, {_value("windows", "BIGINT")},
+               {_value("labelled", "BIGINT")},
                {_value("frauds", "BIGINT")}, {_value("flagged", "BIGINT")},
                {_value("true_positives", "BIGINT")}, {_value("false_positives", "BIGINT")},
                {_value("false_negatives", "BIGINT")}, {_value("true_negatives", "BIGINT")},

@@ -20,6 +20,7 @@ from pathlib import Path
 from kafka import KafkaProducer
 
 from jobs import settings
+from jobs.backtest_report import open_text_file
 from udfs.transactions import FIELDS, LABEL_FIELDS, MONEY_FIELDS
 
 PROGRESS_EVERY_ROWS = 100_000
@@ -56,7 +57,7 @@ def replay(csv_path, topic, rate=None, limit=None, producer=None):
     source_name = Path(csv_path).name
     started = time.monotonic()
     sent = 0
-    with open(csv_path, newline="", encoding="utf-8") as handle:
+    with open_text_file(csv_path) as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or list(reader.fieldnames) != list(FIELDS):
             raise ValueError(

@@ -20,6 +20,7 @@ import numpy as np
 
 from udfs.drift_stats import CATEGORICAL, NUMERIC, ReferenceSummary, compare_window, tail_scores
 from udfs.engine_config import APPEND_UNDRIFTED, FROZEN
+from udfs.fraud_memory import FraudMemory
 from udfs.metrics import ScoreCounts
 from udfs.scoring import RuleContext, drift_scores, risk_scores, rule_scores
 from udfs.transactions import DESTINATION_KIND, NO_PARTITION, NUMERIC_FEATURES, TransactionBatch
@@ -36,15 +37,17 @@ TOO_SMALL = "too_small"
 
 @dataclass
 class KeyState:
-    """What one key keeps between batches: pending rows and the reference.
+    """What one key keeps between batches: pending rows, the reference, and fraud labels learned.
 
-    The three parts live in separate pieces of Flink keyed state because they change at
-    different rates: pending rows with every batch, the reference and its summary once a window.
+    The parts live in separate pieces of Flink keyed state because they change at different
+    rates: pending rows with every batch, the reference, its summary and the memory once a
+    window.
     """
 
     pending: TransactionBatch = field(default_factory=TransactionBatch.empty)
     reference_rows: dict = field(default_factory=dict)
     summary: ReferenceSummary | None = None
+    fraud_memory: FraudMemory = field(default_factory=FraudMemory)
 
     @property
     def reference_size(self):
@@ -126,7 +129,8 @@ def evaluate(state, window, key, source, config, now_ms=0, model=None):
     context = RuleContext(
         largest_reference_amount=float(state.reference_rows["amount"].max())
         if reference_full
-        else None
+        else None,
+        fraud_memory=state.fraud_memory,
     )
     rules, fired = rule_scores(window.columns, context)
     probability = model.predict(window.columns) if model is not None else np.zeros(len(window))
@@ -153,6 +157,7 @@ def evaluate(state, window, key, source, config, now_ms=0, model=None):
     window_record["flagged"] = len(alerts)
 
     _update_reference(state, features, verdict, config)
+    state.fraud_memory.learn(window.columns)
     return WindowOutcome(window_record, drift_event, alerts)
 
 

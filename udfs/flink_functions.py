@@ -19,6 +19,7 @@ from pyflink.table import DataTypes
 from pyflink.table.udf import udaf
 
 from udfs import drift_engine
+from udfs.fraud_memory import FraudMemory
 from udfs.metrics import ScoreCounts
 from udfs.transactions import TransactionBatch, parse_csv_lines, parse_json_records
 
@@ -97,6 +98,9 @@ class DriftWindowFunction(KeyedProcessFunction):
         self.summary = runtime_context.get_state(
             ValueStateDescriptor("reference-summary", Types.PICKLED_BYTE_ARRAY())
         )
+        self.memory = runtime_context.get_state(
+            ValueStateDescriptor("fraud-memory", Types.PICKLED_BYTE_ARRAY())
+        )
         self.source = runtime_context.get_state(ValueStateDescriptor("source", Types.STRING()))
         self.deadline = runtime_context.get_state(
             ValueStateDescriptor("window-deadline-ms", Types.LONG())
@@ -112,12 +116,14 @@ class DriftWindowFunction(KeyedProcessFunction):
 
     def _load(self):
         summary_bytes = self.summary.value()
+        memory_bytes = self.memory.value()
         return drift_engine.KeyState(
             pending=TransactionBatch.from_bytes(self.pending.value()),
             reference_rows=drift_engine.KeyState.reference_from_bytes(self.reference.value()),
             summary=drift_engine.ReferenceSummary.from_bytes(summary_bytes)
             if summary_bytes
             else None,
+            fraud_memory=pickle.loads(memory_bytes) if memory_bytes else FraudMemory(),
         )
 
     def _store(self, state, windows_evaluated):
@@ -133,6 +139,7 @@ class DriftWindowFunction(KeyedProcessFunction):
                 self.summary.update(state.summary.to_bytes())
             else:
                 self.summary.clear()
+            self.memory.update(pickle.dumps(state.fraud_memory, protocol=pickle.HIGHEST_PROTOCOL))
 
     # --- elements and timers -------------------------------------------------------------
 
@@ -213,11 +220,12 @@ class DriftWindowFunction(KeyedProcessFunction):
 
 
 class MetricsTotals(KeyedProcessFunction):
-    """Running detection metrics of the whole run and of each transaction type.
+    """Running detection metrics of a source and of each transaction type in it.
 
-    Input elements are window records as JSON, all under one key: the totals are a handful of
-    counters, and one window record a second is little traffic. After each window it emits the
-    updated rows of the scopes the window touched, as JSON, for an upsert by scope.
+    Input elements are window records as JSON, keyed by their source (topic or file): the
+    totals are a handful of counters, and a few window records a second are little traffic.
+    After each window it emits the updated rows of the scopes the window touched, as JSON, for
+    an upsert by source and scope.
     """
 
     def open(self, runtime_context):
@@ -236,6 +244,7 @@ class MetricsTotals(KeyedProcessFunction):
             totals[scope] = (scope_counts, windows + 1)
             yield json.dumps(
                 {
+                    "source": window["source"],
                     "scope": scope,
                     "windows": windows + 1,
                     **scope_counts.metrics(),

@@ -29,10 +29,12 @@ class RuleContext:
     """What a rule may know beyond the transactions themselves.
 
     ``largest_reference_amount`` is the largest amount among the key's reference transactions,
-    its recent history; None while the key has no reference yet.
+    its recent history; None while the key has no reference yet. ``fraud_memory`` is what the
+    key learned from recent fraud labels (:class:`udfs.fraud_memory.FraudMemory`), if anything.
     """
 
     largest_reference_amount: float | None = None
+    fraud_memory: object = None
 
 
 @dataclass(frozen=True)
@@ -69,17 +71,25 @@ def _amount_beyond_history(columns, context):
     return (columns["amount"] > context.largest_reference_amount).astype(np.float64)
 
 
+def _like_recent_fraud(columns, context):
+    if context.fraud_memory is None:
+        return np.zeros(len(columns["amount"]))
+    return context.fraud_memory.marks(columns).astype(np.float64)
+
+
 RULE_CHECKS = {
     "account_drained": _account_drained,
     "destination_unchanged": _destination_unchanged,
     "amount_beyond_history": _amount_beyond_history,
+    "like_recent_fraud": _like_recent_fraud,
 }
 
 # Weights are each rule's evidence on its own. On the bundled PaySim sample, drained accounts
 # are 79 of the 84 frauds and no legitimate transaction; an unmoved customer balance marks 37
 # of the 41 fraudulent transfers but also 35 legitimate transfers and cash-outs; an amount
 # beyond the key's history is rare by construction (about one transaction in the reference
-# size) and says only that the amount is new.
+# size) and says only that the amount is new; a cell of mostly labelled fraud is strong evidence
+# that fraudsters are repeating a pattern, whether or not the model knows it.
 DEFAULT_RULES = (
     Rule(
         "account_drained",
@@ -96,6 +106,12 @@ DEFAULT_RULES = (
         "amount_beyond_history",
         "amount larger than any in the key's reference, the transactions it saw most recently",
         0.5,
+    ),
+    Rule(
+        "like_recent_fraud",
+        "amount and share of the origin's balance like those of the key's recently labelled "
+        "frauds, where frauds outnumber legitimate transactions",
+        1.0,
     ),
 )
 

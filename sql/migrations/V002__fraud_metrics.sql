@@ -1,6 +1,6 @@
 -- Detection quality against the labels that come with the transactions. Each window's own
--- metrics sit beside its drift verdict; fraud_metrics holds the running totals of the whole run
--- and of each transaction type, rewritten by the job after every window.
+-- metrics sit beside its drift verdict; fraud_metrics holds the running totals of each source
+-- (topic or file) and of each transaction type in it, rewritten by the job after every window.
 
 ALTER TABLE window_stats
     ADD COLUMN labelled   INTEGER,                 -- transactions that carried a label
@@ -14,7 +14,8 @@ ALTER TABLE window_stats
     ADD COLUMN model_version TEXT;
 
 CREATE TABLE fraud_metrics (
-    scope           TEXT PRIMARY KEY,          -- 'all', or 'type:' and a transaction type
+    source          TEXT NOT NULL,             -- topic, or file path
+    scope           TEXT NOT NULL,             -- 'all', or 'type:' and a transaction type
     windows         BIGINT NOT NULL,
     labelled        BIGINT NOT NULL,
     frauds          BIGINT NOT NULL,
@@ -30,5 +31,6 @@ CREATE TABLE fraud_metrics (
     auprc           DOUBLE PRECISION,          -- from risk scores binned at 0.001
     model_version   TEXT NOT NULL,
     config_version  TEXT NOT NULL,
-    updated_at      TIMESTAMPTZ NOT NULL
+    updated_at      TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (source, scope)
 );

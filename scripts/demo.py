@@ -58,7 +58,7 @@ def summarise(connection):
 
 def main():
     logging.basicConfig(level=logging.WARNING)
-    sent = replay.replay(SAMPLE, TOPIC)
+    sent = replay.replay(SAMPLE, TOPIC).total()
     print(f"replayed {sent:,} transactions from {SAMPLE.name} into '{TOPIC}'")
 
     expected = records_in_topic(TOPIC)

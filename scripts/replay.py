@@ -6,11 +6,15 @@
 Records are keyed by ``nameOrig``, so that one account's transactions stay in order on one
 partition, and carry a ``transaction_id`` made of the file name and the row, so that replaying
 the same file again produces the same ids. The file is read line by line: memory stays flat
-whatever its size. Prints what it sent when done.
+whatever its size; a ``.csv.gz`` file is read through gzip. A progress bar on stderr shows how
+much of the file has gone out, and a summary of what was sent per type ends the run.
 """
 
 import argparse
+import collections
 import csv
+import gzip
+import io
 import json
 import logging
 import sys
@@ -20,10 +24,11 @@ from pathlib import Path
 from kafka import KafkaProducer
 
 from jobs import settings
-from jobs.backtest_report import open_text_file
 from udfs.transactions import FIELDS, LABEL_FIELDS, MONEY_FIELDS
 
-PROGRESS_EVERY_ROWS = 100_000
+# The progress bar redraws at most this often, so that drawing costs nothing next to sending.
+PROGRESS_INTERVAL_SECONDS = 0.5
+PROGRESS_BAR_WIDTH = 30
 # The rate limiter sleeps in steps of this many records, so that pacing costs little.
 PACING_STEP = 500
 
@@ -43,8 +48,32 @@ def typed(row):
     return record
 
 
-def replay(csv_path, topic, rate=None, limit=None, producer=None):
-    """Send the rows of ``csv_path`` to ``topic``; return the number of records sent."""
+class ProgressBar:
+    """A one-line progress bar on a terminal stream, by bytes of the file read."""
+
+    def __init__(self, total_bytes, stream=None):
+        self.total_bytes = max(total_bytes, 1)
+        self.stream = stream or sys.stderr
+        self.started = time.monotonic()
+        self.drawn_at = 0.0
+
+    def update(self, sent, bytes_read, force=False):
+        now = time.monotonic()
+        if not force and now - self.drawn_at < PROGRESS_INTERVAL_SECONDS:
+            return
+        self.drawn_at = now
+        done = min(bytes_read / self.total_bytes, 1.0)
+        filled = int(done * PROGRESS_BAR_WIDTH)
+        rate = sent / max(now - self.started, 1e-9)
+        bar = "#" * filled + "." * (PROGRESS_BAR_WIDTH - filled)
+        print(f"\r[{bar}] {done:4.0%} {sent:,} sent, {rate:,.0f}/s", end="", file=self.stream)
+
+    def close(self):
+        print(file=self.stream)
+
+
+def replay(csv_path, topic, rate=None, limit=None, producer=None, show_progress=False):
+    """Send the rows of ``csv_path`` to ``topic``; return the number of records sent per type."""
     own_producer = producer is None
     if own_producer:
         producer = KafkaProducer(
@@ -55,10 +84,14 @@ def replay(csv_path, topic, rate=None, limit=None, producer=None):
             compression_type="lz4" if _has_lz4() else None,
         )
     source_name = Path(csv_path).name
+    progress = ProgressBar(Path(csv_path).stat().st_size) if show_progress else None
     started = time.monotonic()
+    sent_per_type = collections.Counter()
     sent = 0
-    with open_text_file(csv_path) as handle:
-        reader = csv.DictReader(handle)
+    with open(csv_path, "rb") as raw:
+        # Progress counts bytes of the file itself, compressed or not.
+        data = gzip.GzipFile(fileobj=raw) if str(csv_path).endswith(".gz") else raw
+        reader = csv.DictReader(io.TextIOWrapper(data, encoding="utf-8", newline=""))
         if reader.fieldnames is None or list(reader.fieldnames) != list(FIELDS):
             raise ValueError(
                 f"{csv_path} must start with the PaySim header {','.join(FIELDS)}; "
@@ -75,17 +108,20 @@ def replay(csv_path, topic, rate=None, limit=None, producer=None):
                 value=json.dumps(record).encode(),
             )
             sent += 1
+            sent_per_type[str(record.get("type"))] += 1
             if rate and sent % PACING_STEP == 0:
                 ahead = sent / rate - (time.monotonic() - started)
                 if ahead > 0:
                     time.sleep(ahead)
-            if sent % PROGRESS_EVERY_ROWS == 0:
-                elapsed = time.monotonic() - started
-                print(f"\rsent {sent:,} ({sent / elapsed:,.0f}/s)", end="", file=sys.stderr)
+            if progress is not None:
+                progress.update(sent, raw.tell())
+        if progress is not None:
+            progress.update(sent, raw.tell(), force=True)
+            progress.close()
     producer.flush()
     if own_producer:
         producer.close()
-    return sent
+    return sent_per_type
 
 
 def _has_lz4():
@@ -106,12 +142,17 @@ def main(argv=None):
     logging.basicConfig(level=logging.WARNING)
 
     started = time.monotonic()
-    sent = replay(args.csv, args.topic, rate=args.rate, limit=args.limit)
+    sent_per_type = replay(
+        args.csv, args.topic, rate=args.rate, limit=args.limit, show_progress=sys.stderr.isatty()
+    )
     seconds = time.monotonic() - started
+    sent = sum(sent_per_type.values())
     print(
-        f"\rsent {sent:,} records from {args.csv} to {args.topic} in {seconds:.1f} s "
+        f"sent {sent:,} records from {args.csv} to {args.topic} in {seconds:.1f} s "
         f"({sent / seconds:,.0f}/s)"
     )
+    for type_name, count in sorted(sent_per_type.items()):
+        print(f"  {type_name:10} {count:>12,}")
     return 0
 
 

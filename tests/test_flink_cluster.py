@@ -66,7 +66,7 @@ def test_job_submitted_with_flink_run_py_finishes_on_the_cluster(make_topic):
 def test_streaming_job_runs_on_the_cluster_with_readable_operator_names(make_topic):
     topic = make_topic("cluster-stream")
     producer = KafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
-    sent = replay.replay(SAMPLE, topic, limit=CLUSTER_ROWS, producer=producer)
+    sent = replay.replay(SAMPLE, topic, limit=CLUSTER_ROWS, producer=producer).total()
     producer.close()
 
     job_id = submit(

@@ -8,6 +8,7 @@ from sklearn.metrics import average_precision_score
 
 from udfs.drift_engine import KeyState, advance
 from udfs.engine_config import EngineConfig
+from udfs.fraud_memory import FraudMemory
 from udfs.fraud_model import DEFAULT_MODEL_PATH, FraudModel, ModelArtifactError
 from udfs.metrics import ScoreCounts, classification_metrics
 from udfs.scoring import RuleContext, rule_scores
@@ -107,9 +108,21 @@ def test_the_model_scores_a_drain_high_and_ordinary_traffic_low(model):
 
 
 def test_the_model_version_is_on_every_alert_and_window(model):
-    row = ("TRANSFER", 181_000.0, 181_000.0, 0.0, "C1", 0.0, 0.0)
-    columns = transactions(*[row] * 4)
-    count = len(columns["type"])
+    drained = ("TRANSFER", 181_000.0, 181_000.0, 0.0, "C1", 0.0, 0.0)
+    config = EngineConfig(window_size=4, reference_size=8, min_verdict_rows=4)
+
+    (outcome,) = advance(KeyState(), fraud_batch([drained] * 4), "TRANSFER", "t", config, 0, model)
+
+    assert len(outcome.alerts) == 4
+    assert {alert["model_version"] for alert in outcome.alerts} == {model.version}
+    assert outcome.window["model_version"] == model.version
+    assert "model" in outcome.alerts[0]["reasons"]
+
+
+def fraud_batch(rows):
+    """A batch of ``rows`` (see :func:`transactions`), every one labelled fraud."""
+    columns = transactions(*rows)
+    count = len(rows)
     columns.update(
         position=np.arange(count),
         partition=np.full(count, -1, dtype=np.int32),
@@ -119,14 +132,7 @@ def test_the_model_version_is_on_every_alert_and_window(model):
         isFraud=np.ones(count, dtype=np.int8),
         isFlaggedFraud=np.zeros(count, dtype=np.int8),
     )
-    config = EngineConfig(window_size=4, reference_size=8, min_verdict_rows=4)
-
-    (outcome,) = advance(KeyState(), TransactionBatch(columns), "TRANSFER", "t", config, 0, model)
-
-    assert len(outcome.alerts) == 4
-    assert {alert["model_version"] for alert in outcome.alerts} == {model.version}
-    assert outcome.window["model_version"] == model.version
-    assert "model" in outcome.alerts[0]["reasons"]
+    return TransactionBatch(columns)
 
 
 def test_a_missing_artifact_names_the_file(tmp_path):
@@ -205,3 +211,58 @@ def test_unlabelled_transactions_count_nowhere_and_undefined_ratios_are_none():
     assert metrics["accuracy"] == 1.0
     assert metrics["precision"] is None  # nothing labelled was flagged
     assert metrics["recall"] is None and metrics["auprc"] is None  # no fraud to find
+
+
+# --- what a key learns from labels -----------------------------------------------------------
+
+
+def labelled(rows, label):
+    columns = transactions(*rows)
+    columns["isFraud"] = np.full(len(rows), label, dtype=np.int8)
+    return columns
+
+
+PARTIAL_DRAIN = ("TRANSFER", 40_000_000.0, 60_000_000.0, 20_000_000.0, "C1", 0.0, 4e7)
+ORDINARY = ("TRANSFER", 40_000.0, 60_000.0, 20_000.0, "C2", 0.0, 4e4)
+
+
+def test_memory_marks_a_pattern_once_labelled_frauds_dominate_it():
+    memory = FraudMemory()
+    assert not memory.marks(transactions(PARTIAL_DRAIN)).any()
+
+    memory.learn(labelled([PARTIAL_DRAIN] * 5, 1))
+
+    assert memory.marks(transactions(PARTIAL_DRAIN)).all()
+    assert not memory.marks(transactions(ORDINARY)).any()  # another amount decade
+
+
+def test_memory_ignores_a_cell_where_legitimate_traffic_dominates_or_labels_are_missing():
+    memory = FraudMemory()
+    memory.learn(labelled([PARTIAL_DRAIN] * 5, 1))
+    memory.learn(labelled([PARTIAL_DRAIN] * 10, 0))
+    memory.learn(labelled([ORDINARY] * 50, UNLABELLED))
+
+    assert not memory.marks(transactions(PARTIAL_DRAIN, ORDINARY)).any()
+
+
+def test_memory_forgets_a_pattern_that_stops_being_fraud():
+    memory = FraudMemory()
+    memory.learn(labelled([PARTIAL_DRAIN] * 4, 1))
+
+    for _ in range(5):
+        memory.learn(labelled([ORDINARY], 0))
+
+    assert not memory.marks(transactions(PARTIAL_DRAIN)).any()
+
+
+def test_a_window_is_scored_before_its_own_labels_are_learned():
+    # Rules alone decide here: a rule that fires reaches the threshold.
+    config = EngineConfig(
+        window_size=5, reference_size=5, min_verdict_rows=5, model_weight=0.0, flag_threshold=0.3
+    )
+
+    first, second = advance(KeyState(), fraud_batch([PARTIAL_DRAIN] * 10), "TRANSFER", "t", config)
+
+    assert not first.alerts  # nothing learned yet
+    assert len(second.alerts) == 5
+    assert all(alert["reasons"] == ["like_recent_fraud"] for alert in second.alerts)

@@ -70,7 +70,7 @@ def replayed_topic(kafka_admin):
     topic = f"test-stream-{uuid.uuid4().hex[:8]}"
     kafka_admin.create_topics([NewTopic(topic, 1, replication_factor=1)])
     producer = KafkaProducer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, acks="all")
-    sent = replay.replay(SAMPLE, topic, limit=REPLAYED_ROWS, producer=producer)
+    sent = replay.replay(SAMPLE, topic, limit=REPLAYED_ROWS, producer=producer).total()
     for payload in BAD_RECORDS:
         producer.send(topic, payload)
     producer.flush()
@@ -201,9 +201,8 @@ def test_job_killed_mid_stream_resumes_from_its_checkpoint_without_loss_or_dupli
 ):
     window_size = 200
     topic = make_topic("restart")
-    sent = replay.replay(
-        whole_windows_csv(tmp_path / "whole.csv", window_size), topic, producer=producer
-    )
+    whole_windows = whole_windows_csv(tmp_path / "whole.csv", window_size)
+    sent = replay.replay(whole_windows, topic, producer=producer).total()
     checkpoints = tmp_path / "checkpoints"
     # The time bound is out of reach, so that windows close on counts alone (see above).
     job_arguments = [

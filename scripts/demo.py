@@ -31,7 +31,7 @@ def records_in_topic(topic):
 
 def summarise(connection):
     print("\nPostgreSQL")
-    for table in ("window_stats", "drift_events", "flagged_transactions"):
+    for table in ("window_stats", "drift_events", "flagged_transactions", "fraud_metrics"):
         count = connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
         print(f"  {table:22} {count:>8,} rows")
     print("\nDrift events per transaction type")
@@ -42,17 +42,33 @@ def summarise(connection):
         (TOPIC,),
     ):
         print(f"  {key:10} {events:>4} of {windows:>4} windows")
-    print(f"\nA few flagged transactions (of the {SHOWN_ALERTS} highest risk)")
+    print("\nDetection against the labels (table fraud_metrics)")
+    for scope, frauds, flagged, precision, recall, f1, auprc in connection.execute(
+        "SELECT scope, frauds, flagged, precision, recall, f1, auprc FROM fraud_metrics "
+        "WHERE source = %s AND (scope = 'all' OR frauds > 0) ORDER BY scope",
+        (TOPIC,),
+    ):
+        figures = " ".join(
+            f"{name} {'n/a' if value is None else f'{value:.3f}'}"
+            for name, value in (
+                ("precision", precision),
+                ("recall", recall),
+                ("F1", f1),
+                ("AUPRC", auprc),
+            )
+        )
+        print(f"  {scope:15} {frauds:>5} frauds {flagged:>5} flagged  {figures}")
+    print(f"\nThe {SHOWN_ALERTS} highest-risk flagged transactions")
     for row in connection.execute(
-        "SELECT transaction_id, type, amount, risk_score, drift_score, rule_score, reasons "
-        "FROM flagged_transactions WHERE source = %s "
+        "SELECT transaction_id, type, amount, risk_score, model_probability, rule_score, "
+        "reasons, model_version FROM flagged_transactions WHERE source = %s "
         "ORDER BY risk_score DESC, transaction_id LIMIT %s",
         (TOPIC, SHOWN_ALERTS),
     ):
-        transaction_id, kind, amount, risk, drift, rule, reasons = row
+        transaction_id, kind, amount, risk, model, rule, reasons, version = row
         print(
             f"  {transaction_id:34} {kind:9} {amount:>14,.2f}  risk {risk:.2f} "
-            f"(drift {drift:.2f}, rules {rule:.2f})  {', '.join(reasons)}"
+            f"(model {model:.2f} {version}, rules {rule:.2f})  {', '.join(reasons)}"
         )
 
 

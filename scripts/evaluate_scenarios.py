@@ -146,6 +146,7 @@ def evaluate(scenario_path, output_dir, extra_args=()):
     return {
         "scenario": truth["scenario"],
         "file": str(scenario_path),
+        "output_dir": str(output_dir),
         "drift_expected": truth["drift_expected"],
         "changes": changes,
         "false_alarms": alarms,

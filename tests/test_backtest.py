@@ -110,18 +110,17 @@ def test_backtest_windows_equal_the_engine_run_in_plain_python(backtest):
     csv_path, output_dir = backtest
     lines = csv_path.read_text().splitlines()[1:]
     batch, _ = parse_csv_lines(lines, np.arange(len(lines)), str(csv_path))
-    config = fraud_drift_job.engine_config(
-        fraud_drift_job.parse_arguments(
-            ["--backtest", str(csv_path), "--output-dir", "unused", *JOB_ARGUMENTS]
-        )
+    args = fraud_drift_job.parse_arguments(
+        ["--backtest", str(csv_path), "--output-dir", "unused", *JOB_ARGUMENTS]
     )
+    config = fraud_drift_job.engine_config(args)
 
     expected = []
     for key in sorted(set(batch.columns["type"])):
         state = KeyState()
         rows = batch.take(batch.columns["type"] == key)
-        outcomes = advance(state, rows, key, str(csv_path), config)
-        last = flush(state, key, str(csv_path), config)
+        outcomes = advance(state, rows, key, str(csv_path), config, model=args.fraud_model)
+        last = flush(state, key, str(csv_path), config, model=args.fraud_model)
         expected += [
             (o.window["window_id"], o.window["drifted"], o.window["flagged"])
             for o in [*outcomes, *([last] if last else [])]

@@ -103,7 +103,7 @@ def test_flink_writes_a_datastream_to_postgres_through_the_jdbc_table_connector(
         INSERT INTO window_sink
         SELECT window_id, key, first_row, last_row, CAST(NULL AS INT), CAST(NULL AS INT),
                'test', 500, drifted, 0.25, 5000, 'test', CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3)),
-               '{"ks": 0.01}'
+               '{"ks": 0.01}', 500, 1, 1, 1.0, 1.0, 1.0, 1.0, 1.0, 'none'
         FROM windows""")
     statements.attach_as_datastream()
     try:

@@ -1,11 +1,13 @@
 """Every shipped scenario, backtested by the real job, against its ground truth."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from scripts import evaluate_scenarios
 from scripts.evaluate_scenarios import MAX_DETECTION_DELAY, SAMPLES_DIR
+from udfs.transactions import KNOWN_TYPES
 
 SCENARIOS = ("stationary", "sudden", "gradual", "new-category", "volume")
 # After a sudden change of fraud strategy, recall is back within the tolerance by this window.
@@ -39,6 +41,22 @@ def test_fraud_is_caught_precisely_through_the_change(evaluation):
     for change in evaluation["changes"]:
         assert change["windows_to_recover"] is not None
         assert change["windows_to_recover"] <= RECALL_RECOVERY_WINDOWS
+
+
+def test_the_report_counts_every_fraud_once_overall_per_type_and_per_window(evaluation):
+    output_dir = Path(evaluation["output_dir"])
+    truth = json.loads((SAMPLES_DIR / f"{evaluation['scenario']}.truth.json").read_text())
+    report = json.loads((output_dir / "report.json").read_text())
+    windows = [json.loads(line) for line in (output_dir / "windows.jsonl").open()]
+
+    by_type = report["metrics_by_type"]
+    assert report["frauds"] == truth["fraud_rows"]
+    assert sum(metrics["frauds"] for metrics in by_type.values()) == report["frauds"]
+    assert sum(window["metrics"]["frauds"] for window in windows) == report["frauds"]
+    assert sum(window["metrics"]["flagged"] for window in windows) == report["flagged"]
+    assert set(by_type) == set(KNOWN_TYPES)
+    assert by_type["PAYMENT"]["frauds"] == 0 and by_type["PAYMENT"]["flagged"] == 0
+    assert 0 < report["auprc"] <= 1
 
 
 def test_the_ground_truth_files_describe_the_samples():

@@ -16,8 +16,10 @@ reference in keyed state and runs the vectorized statistics and scoring once per
 """
 
 import argparse
+import gzip
 import json
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -27,18 +29,19 @@ from pyflink.common.serialization import Encoder, SimpleStringSchema
 from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.file_system import FileSink, OutputFileConfig
 from pyflink.datastream.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink
-from pyflink.table import DataTypes, Schema, StreamTableEnvironment
+from pyflink.table import StreamTableEnvironment
 
 from jobs import backtest_report, postgres_sinks, settings
 from jobs.flink_setup import create_environment
+from udfs.csv_chunks import plan_chunks
 from udfs.engine_config import REFERENCE_POLICIES, EngineConfig
 from udfs.flink_functions import (
     ALERTS_TAG,
     DEAD_LETTER_TAG,
     DRIFT_EVENTS_TAG,
+    CsvChunkParser,
     DriftWindowFunction,
     MetricsTotals,
-    make_csv_packer,
     pack_json_transactions,
 )
 from udfs.fraud_model import DEFAULT_MODEL_PATH, FraudModel, ModelArtifactError
@@ -48,9 +51,6 @@ logger = logging.getLogger("fraud_drift_job")
 # How long the JVM gathers one key's transactions before handing them to Python as a batch.
 # Shorter means lower alert latency and more, smaller crossings into Python.
 DEFAULT_MICRO_BATCH_MS = 200
-# In a backtest, micro-batches are cut by position in the file instead of by time: this many
-# consecutive rows of the file make one micro-batch per key, the same on every run.
-BACKTEST_MICRO_BATCH_ROWS = 20000
 # The consumer group of the streaming job; offsets are also kept in its checkpoints.
 CONSUMER_GROUP = "frauddrift-job"
 OUTPUT_NAMES = ("windows", "drift_events", "flagged", "dead_letter")
@@ -147,12 +147,12 @@ def engine_config(args):
 
 
 def key_expression(type_column, name_column, shards):
-    """SQL for the key: the transaction type, or type and shard of the origin account."""
+    """SQL for the key: the transaction type, or type and shard of the origin account (the
+    same shard as :func:`udfs.csv_chunks.account_shards` gives)."""
     if shards == 1:
         return type_column
-    return (
-        f"CONCAT({type_column}, '/', CAST(ABS(MOD(HASH_CODE({name_column}), {shards})) AS STRING))"
-    )
+    account_number = f"COALESCE(TRY_CAST(SUBSTRING({name_column}, 2) AS BIGINT), 0)"
+    return f"CONCAT({type_column}, '/', CAST(ABS(MOD({account_number}, {shards})) AS STRING))"
 
 
 def interval(milliseconds):
@@ -191,41 +191,42 @@ def kafka_micro_batches(table_env, args):
         GROUP BY {key}, TUMBLE(proctime, {interval(args.micro_batch_ms)})""")
 
 
-def file_micro_batches(table_env, csv_path, shards):
-    """Micro-batches of CSV lines per key, cut by position in the file."""
-    table_env.execute_sql(f"""
-        CREATE TEMPORARY TABLE csv_lines (line STRING, proctime AS PROCTIME())
-        WITH ('connector' = 'filesystem', 'path' = '{csv_path}', 'format' = 'raw')""")
-    # One file is one split read by one reader, so arrival order is file order and a running
-    # count numbers the lines; the header is line 0, data row 0 is line 1.
-    numbered = table_env.sql_query("""
-        SELECT line, COUNT(*) OVER (
-            ORDER BY proctime ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - 2 AS line_number
-        FROM csv_lines""")
-    # The row number becomes event time (one row, one millisecond), so that micro-batches
-    # close by position and the last one closes when the file ends.
-    timed = table_env.from_data_stream(
-        table_env.to_data_stream(numbered),
-        Schema.new_builder()
-        .column("line", DataTypes.STRING())
-        .column("line_number", DataTypes.BIGINT())
-        .column_by_expression("row_time", "TO_TIMESTAMP_LTZ(line_number, 3)")
-        .watermark("row_time", "row_time")
-        .build(),
+def file_micro_batches(env, csv_path, source, shards):
+    """Batches per key of a CSV file, a chunk of whole lines at a time, in file order.
+
+    The source holds only chunk descriptors; each chunk crosses into Python once, where it is
+    parsed, validated and split by key. One parser keeps the file's order, which the count
+    windows of every key follow.
+    """
+    chunks = [
+        (chunk.path, chunk.start, chunk.end, chunk.first_row) for chunk in plan_chunks(csv_path)
+    ]
+    chunk_type = Types.TUPLE([Types.STRING(), Types.LONG(), Types.LONG(), Types.LONG()])
+    return (
+        env.from_collection(chunks, type_info=chunk_type)
+        .name("file chunks")
+        .flat_map(
+            CsvChunkParser(source, shards),
+            output_type=Types.TUPLE(
+                [Types.STRING(), Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())]
+            ),
+        )
+        .set_parallelism(1)
+        .name("parse and validate chunks")
     )
-    table_env.create_temporary_view("csv_rows", timed)
-    table_env.create_temporary_function("pack_csv_transactions", make_csv_packer(csv_path))
-    # The type and the origin account are the second and fourth fields of a PaySim line.
-    key = key_expression(
-        "COALESCE(SPLIT_INDEX(line, ',', 1), '?')",
-        "COALESCE(SPLIT_INDEX(line, ',', 3), '')",
-        shards,
-    )
-    return table_env.sql_query(f"""
-        SELECT key, '{csv_path}' AS source, pack_csv_transactions(line_number, line) AS packed
-        FROM (SELECT {key} AS key, line_number, line, row_time
-              FROM csv_rows WHERE line_number >= 0)
-        GROUP BY key, TUMBLE(row_time, {interval(BACKTEST_MICRO_BATCH_ROWS)})""")
+
+
+def readable_copy(csv_path, work_dir):
+    """``csv_path`` itself, or for a .gz file its decompressed copy in ``work_dir``: chunks are
+    byte ranges, which a compressed file does not have."""
+    csv_path = Path(csv_path)
+    if csv_path.suffix != ".gz":
+        return csv_path
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    copy = Path(work_dir) / csv_path.name.removesuffix(".gz")
+    with gzip.open(csv_path, "rb") as compressed, copy.open("wb") as plain:
+        shutil.copyfileobj(compressed, plain)
+    return copy
 
 
 def kafka_sink(topic, name, job_name):
@@ -265,16 +266,16 @@ def build(env, table_env, args, config):
     """Lay out the whole pipeline; returns nothing, ``env.execute`` runs it."""
     # Source, parsing and micro-batching (JVM), validation and packing (Python, per batch).
     if args.backtest:
-        micro_batches = file_micro_batches(
-            table_env, str(Path(args.backtest).resolve()), args.shards
-        )
+        output_dir = Path(args.output_dir).resolve()
+        readable = readable_copy(args.backtest, output_dir / backtest_report.PARTS_FOLDER)
+        source = str(Path(args.backtest).resolve())
+        micro_batches = file_micro_batches(env, str(readable), source, args.shards)
     else:
-        micro_batches = kafka_micro_batches(table_env, args)
+        micro_batches = table_env.to_data_stream(kafka_micro_batches(table_env, args))
 
     # Keying, count windows, reference state, verdicts and scores.
     windows = (
-        table_env.to_data_stream(micro_batches)
-        .key_by(lambda batch: batch[0], key_type=Types.STRING())
+        micro_batches.key_by(lambda batch: batch[0], key_type=Types.STRING())
         .process(
             DriftWindowFunction(config, args.fraud_model, wall_clock_bound=not args.backtest),
             output_type=Types.STRING(),

@@ -9,6 +9,7 @@ from udfs.transactions import (
     FIELDS,
     KNOWN_TYPES,
     NO_PARTITION,
+    UNLABELLED,
     TransactionBatch,
     parse_csv_lines,
     parse_json_records,
@@ -133,3 +134,39 @@ def test_batch_round_trips_through_bytes_and_concatenates():
     assert np.array_equal(doubled.columns["amount"], np.repeat(9839.64, 4))
     assert doubled.feature_columns()["dest_kind"].tolist() == ["M"] * 4
     assert len(TransactionBatch.from_bytes(b"")) == 0
+
+
+def csv_line_with(name, cell):
+    cells = VALID_LINE.split(",")
+    cells[FIELDS.index(name)] = cell
+    return ",".join(cells)
+
+
+def test_one_unreadable_csv_cell_costs_only_its_own_line():
+    lines = [VALID_LINE, csv_line_with("amount", "12;5"), VALID_LINE]
+    lines.append(csv_line_with("oldbalanceOrg", ""))
+    lines.append(csv_line_with("step", '"3"'))  # no quoting in PaySim files: a quote is a cell
+
+    batch, dead_letters = parse_csv_lines(lines, range(5), "f.csv")
+
+    assert batch.columns["position"].tolist() == [0, 2]
+    assert [letter.reason for letter in dead_letters] == [
+        "field 'amount' must be a finite number",
+        "field 'oldbalanceOrg' must be a finite number",
+        "field 'step' must be a non-negative integer",
+    ]
+
+
+def test_labels_are_optional_but_must_be_0_or_1_when_given():
+    lines = [csv_line_with("isFraud", ""), csv_line_with("isFraud", "2")]
+    lines.append(csv_line_with("isFraud", "yes"))
+    records = [json.dumps({k: v for k, v in VALID.items() if k != "isFraud"})]
+
+    csv_batch, csv_dead_letters = parse_csv_lines(lines, range(3), "f.csv")
+    json_batch, json_dead_letters = parse_json_records(records, [0], [0], "t")
+
+    assert csv_batch.columns["isFraud"].tolist() == [UNLABELLED]
+    assert [letter.position for letter in csv_dead_letters] == [1, 2]
+    assert all(letter.reason == "field 'isFraud' must be 0 or 1" for letter in csv_dead_letters)
+    assert json_batch.columns["isFraud"].tolist() == [UNLABELLED]
+    assert json_dead_letters == []

@@ -47,6 +47,8 @@ class KeyState:
     pending: TransactionBatch = field(default_factory=TransactionBatch.empty)
     reference_rows: dict = field(default_factory=dict)
     summary: ReferenceSummary | None = None
+    # Windows that entered the reference since its summary was built.
+    summary_age: int = 0
     fraud_memory: FraudMemory = field(default_factory=FraudMemory)
 
     @property
@@ -181,7 +183,10 @@ def _update_reference(state, features, verdict, config):
     else:
         combined = {name: values[-config.reference_size :] for name, values in features.items()}
     state.reference_rows = combined
-    state.summary = None
+    state.summary_age += 1
+    if state.summary_age >= config.summary_refresh_windows:
+        state.summary = None
+        state.summary_age = 0
 
 
 def _position_fields(window):

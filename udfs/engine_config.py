@@ -24,6 +24,12 @@ DEFAULT_WINDOW_TIME_BOUND_SECONDS = 2.0
 # too little power to say anything and would only add noise to the correction.
 DEFAULT_MIN_VERDICT_ROWS = 50
 
+# Rebuilding a reference's summary (sorted values, bins, simulated nulls) costs several times
+# a window's statistics; while the reference follows the traffic it is rebuilt once every this
+# many windows that entered it, so a verdict may use a summary up to four windows old, of a
+# reference ten windows long.
+DEFAULT_SUMMARY_REFRESH_WINDOWS = 5
+
 APPEND = "append"
 APPEND_UNDRIFTED = "append_undrifted"
 FROZEN = "frozen"
@@ -63,6 +69,9 @@ class EngineConfig:
         reference follows the traffic, and a lasting change stops being drift after about
         ``reference_size / window_size`` windows), ``"append_undrifted"`` only windows that did
         not drift (a change stays visible until someone acts), ``"frozen"`` none.
+    summary_refresh_windows
+        How many windows enter the reference before its summary is rebuilt; 1 rebuilds it
+        after every window.
     drift_weight, model_weight, rule_weight
         Weights of the three terms of the risk score.
     flag_threshold
@@ -83,6 +92,7 @@ class EngineConfig:
     min_verdict_rows: int = DEFAULT_MIN_VERDICT_ROWS
     reference_size: int = DEFAULT_REFERENCE_SIZE
     reference_policy: str = APPEND
+    summary_refresh_windows: int = DEFAULT_SUMMARY_REFRESH_WINDOWS
     drift_weight: float = DEFAULT_DRIFT_WEIGHT
     model_weight: float = DEFAULT_MODEL_WEIGHT
     rule_weight: float = DEFAULT_RULE_WEIGHT
@@ -93,7 +103,13 @@ class EngineConfig:
     drift: DriftConfig = field(default_factory=DriftConfig)
 
     def __post_init__(self):
-        for name in ("window_size", "reference_size", "min_verdict_rows", "shards"):
+        for name in (
+            "window_size",
+            "reference_size",
+            "min_verdict_rows",
+            "shards",
+            "summary_refresh_windows",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")

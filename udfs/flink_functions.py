@@ -1,10 +1,12 @@
 """The Python functions the Flink job runs: batch packing and the per-key drift operator.
 
-Transactions cross from the JVM into Python in batches, never one at a time: the job groups
-them per key into short micro-batches in SQL, and a pandas aggregate function (Arrow transfer)
-parses and validates each micro-batch at once and packs it into one binary value. The keyed
-process function then sees one element per micro-batch, cuts count windows from it with
-:mod:`udfs.drift_engine`, and keeps the key's pending rows and reference in keyed state.
+Transactions cross from the JVM into Python in batches, never one at a time. From Kafka, the
+job groups them per key into short micro-batches in SQL, and a pandas aggregate function (Arrow
+transfer) parses and validates each micro-batch at once and packs it into one binary value. From
+a file, :class:`CsvChunkParser` reads a chunk of whole lines, parses and validates them together
+and packs one batch per key. The keyed process function then sees one element per batch, cuts
+count windows from it with :mod:`udfs.drift_engine`, and keeps the key's pending rows, reference
+and label memory in keyed state; :class:`MetricsTotals` keeps the running detection metrics.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from __future__ import annotations
 import json
 import pickle
 
+import numpy as np
 from pyflink.common import Types
-from pyflink.datastream import KeyedProcessFunction, OutputTag
+from pyflink.datastream import FlatMapFunction, KeyedProcessFunction, OutputTag
 from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.table import DataTypes
 from pyflink.table.udf import udaf
 
 from udfs import drift_engine
+from udfs.csv_chunks import Chunk, key_names
 from udfs.fraud_memory import FraudMemory
 from udfs.metrics import ScoreCounts
 from udfs.transactions import TransactionBatch, parse_csv_lines, parse_json_records
@@ -26,6 +30,9 @@ from udfs.transactions import TransactionBatch, parse_csv_lines, parse_json_reco
 DRIFT_EVENTS_TAG = OutputTag("drift-events", Types.STRING())
 ALERTS_TAG = OutputTag("alerts", Types.STRING())
 DEAD_LETTER_TAG = OutputTag("dead-letter", Types.STRING())
+
+# Invalid lines of a file have no trustworthy key; they travel under this one.
+DEAD_LETTER_KEY = "?"
 
 # The scope of the running totals over every key; a type's totals are "type:" and its name.
 ALL_SCOPE = "all"
@@ -57,15 +64,33 @@ def pack_json_transactions(topic, partition, offset, payload):
     return _packed(batch, dead_letters, source)
 
 
-def make_csv_packer(source):
-    """A packing function for the lines of the CSV file ``source``."""
+class CsvChunkParser(FlatMapFunction):
+    """Parse and validate one chunk of a CSV file, and split it into one batch per key.
 
-    @udaf(result_type=DataTypes.BYTES(), func_type="pandas")
-    def pack_csv_transactions(row, line):
-        batch, dead_letters = parse_csv_lines(line.tolist(), row.to_numpy(), source)
-        return _packed(batch, dead_letters, source)
+    Input elements are :class:`udfs.csv_chunks.Chunk` fields ``(path, start, end, first_row)``;
+    output elements are ``(key, source, packed batch)`` as the packing functions give, plus one
+    element under :data:`DEAD_LETTER_KEY` carrying the chunk's invalid lines.
+    """
 
-    return pack_csv_transactions
+    def __init__(self, source, shards):
+        self.source = source
+        self.shards = shards
+
+    def flat_map(self, value):
+        chunk = Chunk(*value)
+        lines = chunk.lines()
+        rows = np.arange(chunk.first_row, chunk.first_row + len(lines))
+        batch, dead_letters = parse_csv_lines(lines, rows, self.source)
+        if dead_letters:
+            yield (
+                DEAD_LETTER_KEY,
+                self.source,
+                _packed(TransactionBatch.empty(), dead_letters, self.source),
+            )
+        keys = key_names(batch.columns["type"], batch.columns["nameOrig"], self.shards)
+        for key in np.unique(keys):
+            key_batch = batch.take(keys == key)
+            yield str(key), self.source, _packed(key_batch, [], self.source)
 
 
 class DriftWindowFunction(KeyedProcessFunction):
@@ -98,6 +123,9 @@ class DriftWindowFunction(KeyedProcessFunction):
         self.summary = runtime_context.get_state(
             ValueStateDescriptor("reference-summary", Types.PICKLED_BYTE_ARRAY())
         )
+        self.summary_age = runtime_context.get_state(
+            ValueStateDescriptor("reference-summary-age", Types.INT())
+        )
         self.memory = runtime_context.get_state(
             ValueStateDescriptor("fraud-memory", Types.PICKLED_BYTE_ARRAY())
         )
@@ -123,6 +151,7 @@ class DriftWindowFunction(KeyedProcessFunction):
             summary=drift_engine.ReferenceSummary.from_bytes(summary_bytes)
             if summary_bytes
             else None,
+            summary_age=self.summary_age.value() or 0,
             fraud_memory=pickle.loads(memory_bytes) if memory_bytes else FraudMemory(),
         )
 
@@ -139,6 +168,7 @@ class DriftWindowFunction(KeyedProcessFunction):
                 self.summary.update(state.summary.to_bytes())
             else:
                 self.summary.clear()
+            self.summary_age.update(state.summary_age)
             self.memory.update(pickle.dumps(state.fraud_memory, protocol=pickle.HIGHEST_PROTOCOL))
 
     # --- elements and timers -------------------------------------------------------------

@@ -15,11 +15,15 @@ empty label reads as :data:`UNLABELLED`, while a label that is present must be 0
 
 from __future__ import annotations
 
+import io
 import pickle
 from dataclasses import dataclass
 
 import numpy as np
 import orjson
+import pandas as pd
+import pyarrow as pa
+from pyarrow import csv as pa_csv
 
 KNOWN_TYPES = ("CASH_IN", "CASH_OUT", "DEBIT", "PAYMENT", "TRANSFER")
 
@@ -186,7 +190,23 @@ def parse_json_records(payloads, positions, partitions, source):
         given if isinstance(given, str) and given else derived
         for given, derived in zip(given_ids, derived_ids, strict=True)
     ]
-    return _validated(raw, early_reasons, payloads, positions, partitions, transaction_ids)
+    fields = _ParsedFields(
+        present={name: np.array([v is not None for v in raw[name]], dtype=bool) for name in FIELDS},
+        numbers={
+            name: _numbers(
+                [int(v) if isinstance(v, bool) and name in LABEL_FIELDS else v for v in raw[name]]
+            )
+            for name in NUMBER_FIELDS
+        },
+        strings={
+            name: np.array([v if isinstance(v, str) else "" for v in raw[name]], dtype=str)
+            for name in STRING_FIELDS
+        },
+        blank_labels={
+            name: np.array([v == "" for v in raw[name]], dtype=bool) for name in LABEL_FIELDS
+        },
+    )
+    return _validated(fields, early_reasons, payloads, positions, partitions, transaction_ids)
 
 
 def parse_csv_lines(lines, rows, source):
@@ -206,20 +226,88 @@ def parse_csv_lines(lines, rows, source):
     (TransactionBatch, list[DeadLetter])
     """
     lines = list(lines)
-    raw = {name: [None] * len(lines) for name in FIELDS}
+    separators = np.fromiter((line.count(",") for line in lines), np.int64, len(lines))
+    well_formed = separators == len(FIELDS) - 1
     early_reasons = [None] * len(lines)
-    for row, line in enumerate(lines):
-        cells = line.split(",")
-        if len(cells) != len(FIELDS):
-            early_reasons[row] = f"expected {len(FIELDS)} comma-separated fields, got {len(cells)}"
-            continue
-        for name, cell in zip(FIELDS, cells, strict=True):
-            raw[name][row] = cell
+    for row in np.flatnonzero(~well_formed):
+        early_reasons[row] = (
+            f"expected {len(FIELDS)} comma-separated fields, got {separators[row] + 1}"
+        )
+    fields = _split_csv([lines[row] for row in np.flatnonzero(well_formed)], well_formed)
 
     rows = np.asarray(rows, dtype=np.int64)
     partitions = np.full(len(lines), NO_PARTITION, dtype=np.int32)
     transaction_ids = [f"{source}:{row}" for row in rows.tolist()]
-    return _validated(raw, early_reasons, lines, rows, partitions, transaction_ids)
+    return _validated(fields, early_reasons, lines, rows, partitions, transaction_ids)
+
+
+@dataclass
+class _ParsedFields:
+    """Every field of a batch as an array, before validation: whether it was there, and its
+    value read as a number or as a string (NaN or "" where it cannot be read so)."""
+
+    present: dict
+    numbers: dict
+    strings: dict
+    blank_labels: dict
+
+
+# Columns read as numbers and as strings; a CSV is read by Arrow with these types.
+NUMBER_FIELDS = ("step", *MONEY_FIELDS, *LABEL_FIELDS)
+STRING_FIELDS = ("type", *NAME_FIELDS)
+_CSV_PARSING = pa_csv.ParseOptions(quote_char=False, double_quote=False)
+
+
+def _split_csv(lines, well_formed):
+    """The cells of well-formed CSV ``lines``, spread back over every row of the batch."""
+    count = len(well_formed)
+    fields = _ParsedFields(
+        present={name: well_formed.copy() for name in FIELDS},
+        numbers={name: np.full(count, np.nan) for name in NUMBER_FIELDS},
+        strings={name: np.full(count, "", dtype=object) for name in STRING_FIELDS},
+        blank_labels={name: np.zeros(count, dtype=bool) for name in LABEL_FIELDS},
+    )
+    if lines:
+        table = _read_csv_cells(lines)
+        for name in NUMBER_FIELDS:
+            column = table.column(name)
+            if pa.types.is_string(column.type):
+                # The rare batch with a cell that is not a number: read it cell by cell.
+                values = column.to_numpy(zero_copy_only=False)
+                fields.numbers[name][well_formed] = pd.to_numeric(values, errors="coerce")
+                if name in LABEL_FIELDS:
+                    fields.blank_labels[name][well_formed] = values == ""
+            else:
+                fields.numbers[name][well_formed] = column.to_numpy(zero_copy_only=False)
+                if name in LABEL_FIELDS:
+                    fields.blank_labels[name][well_formed] = column.is_null().to_numpy(
+                        zero_copy_only=False
+                    )
+        for name in STRING_FIELDS:
+            fields.strings[name][well_formed] = table.column(name).to_numpy(zero_copy_only=False)
+    fields.strings = {name: values.astype(str) for name, values in fields.strings.items()}
+    return fields
+
+
+def _read_csv_cells(lines):
+    """An Arrow table of ``lines``: numbers typed where every cell of a column is one."""
+    data = "\n".join(lines).encode()
+    numeric = {name: pa.float64() for name in NUMBER_FIELDS}
+    for column_types in (numeric, {}):
+        options = pa_csv.ConvertOptions(
+            column_types={**{name: pa.string() for name in FIELDS}, **column_types},
+            strings_can_be_null=False,
+        )
+        try:
+            return pa_csv.read_csv(
+                io.BytesIO(data),
+                read_options=pa_csv.ReadOptions(column_names=FIELDS),
+                parse_options=_CSV_PARSING,
+                convert_options=options,
+            )
+        except pa.ArrowInvalid:
+            continue
+    raise AssertionError("a CSV of strings always reads")
 
 
 # --- Validation -------------------------------------------------------------------------------
@@ -227,6 +315,8 @@ def parse_csv_lines(lines, rows, source):
 
 def _numbers(values):
     """Values as float64, NaN where a value is missing, not a number, or a boolean."""
+    if {type(value) for value in values} <= {int, float}:
+        return np.array(values, dtype=np.float64)
     numbers = np.full(len(values), np.nan)
     for row, value in enumerate(values):
         if isinstance(value, bool) or value is None:
@@ -248,22 +338,18 @@ def _first_reason(reasons, failed, message):
             reasons[row] = message
 
 
-def _validated(raw, reasons, payloads, positions, partitions, transaction_ids):
+def _validated(fields, reasons, payloads, positions, partitions, transaction_ids):
     count = len(payloads)
-    missing = {
-        name: np.array([value is None for value in raw[name]], dtype=bool)
-        for name in REQUIRED_FIELDS
-    }
     for name in REQUIRED_FIELDS:
-        _first_reason(reasons, missing[name], f"missing field {name!r}")
+        _first_reason(reasons, ~fields.present[name], f"missing field {name!r}")
 
-    step = _numbers(raw["step"])
+    step = fields.numbers["step"]
     _first_reason(
         reasons,
         ~(np.isfinite(step) & (step >= 0) & (step == np.floor(step))),
         "field 'step' must be a non-negative integer",
     )
-    types = np.array([value if isinstance(value, str) else "" for value in raw["type"]], dtype=str)
+    types = fields.strings["type"]
     _first_reason(
         reasons,
         ~np.isin(types, KNOWN_TYPES),
@@ -271,7 +357,7 @@ def _validated(raw, reasons, payloads, positions, partitions, transaction_ids):
     )
     money = {}
     for name in MONEY_FIELDS:
-        money[name] = _numbers(raw[name])
+        money[name] = fields.numbers[name]
         _first_reason(
             reasons,
             ~np.isfinite(money[name]),
@@ -280,14 +366,12 @@ def _validated(raw, reasons, payloads, positions, partitions, transaction_ids):
         _first_reason(reasons, money[name] < 0, f"field {name!r} must not be negative")
     names = {}
     for name in NAME_FIELDS:
-        names[name] = np.array(
-            [value if isinstance(value, str) else "" for value in raw[name]], dtype=str
-        )
+        names[name] = fields.strings[name]
         _first_reason(reasons, names[name] == "", f"field {name!r} must be a non-empty string")
     labels = {}
     for name in LABEL_FIELDS:
-        absent = np.array([value is None or value == "" for value in raw[name]], dtype=bool)
-        numbers = _numbers([int(v) if isinstance(v, bool) else v for v in raw[name]])
+        absent = ~fields.present[name] | fields.blank_labels[name]
+        numbers = fields.numbers[name]
         _first_reason(
             reasons, ~absent & ~np.isin(numbers, (0, 1)), f"field {name!r} must be 0 or 1"
         )

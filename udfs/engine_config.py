@@ -7,6 +7,7 @@ be traced to the exact configuration behind it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
@@ -151,7 +152,7 @@ class EngineConfig:
             key, self.flag_thresholds.get(type_name, self.flag_threshold)
         )
 
-    @property
+    @functools.cached_property
     def version(self):
         """A short digest of every setting, stable across runs and machines."""
         settings = {item.name: getattr(self, item.name) for item in fields(self)}

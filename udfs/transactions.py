@@ -15,6 +15,7 @@ empty label reads as :data:`UNLABELLED`, while a label that is present must be 0
 
 from __future__ import annotations
 
+import contextlib
 import io
 import pickle
 from dataclasses import dataclass
@@ -114,13 +115,29 @@ class TransactionBatch:
         return features
 
     def to_bytes(self):
-        return pickle.dumps(self.columns, protocol=pickle.HIGHEST_PROTOCOL)
+        """The batch as bytes, text columns in one byte a character where they are ASCII
+        (numpy holds text in four): batches cross between processes and sit in keyed state,
+        and the text is most of their size."""
+        packed = {}
+        for name, values in self.columns.items():
+            # Text that is not ASCII stays as it is, and is restored as it is.
+            if values.dtype.kind == "U":
+                with contextlib.suppress(UnicodeEncodeError):
+                    values = values.astype(bytes)
+            packed[name] = values
+        return pickle.dumps(packed, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def from_bytes(cls, data):
         if not data:
             return cls.empty()
-        return cls(pickle.loads(data))
+        packed = pickle.loads(data)
+        return cls(
+            {
+                name: values.astype(str) if values.dtype.kind == "S" else values
+                for name, values in packed.items()
+            }
+        )
 
 
 def destination_kinds(destination_names):

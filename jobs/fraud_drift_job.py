@@ -93,6 +93,12 @@ def parse_arguments(argv=None):
     parser.add_argument("--parallelism", type=int, default=None)
     parser.add_argument("--micro-batch-ms", type=int, default=DEFAULT_MICRO_BATCH_MS)
     parser.add_argument("--checkpoint-interval", default=None, help="for example '5 s'")
+    parser.add_argument(
+        "--checkpoint-min-pause",
+        default=None,
+        help="least time between checkpoints, for example '200 ms'; alerts on Kafka are "
+        "committed on checkpoints, so interval and pause bound how soon readers see them",
+    )
     parser.add_argument("--checkpoint-dir", default=None, help="a URI, for example file:///...")
     parser.add_argument(
         "--restore-from",
@@ -329,6 +335,8 @@ def main(argv=None):
         overrides["python.execution-mode"] = args.python_execution_mode
     if args.checkpoint_interval:
         overrides["execution.checkpointing.interval"] = args.checkpoint_interval
+    if args.checkpoint_min_pause:
+        overrides["execution.checkpointing.min-pause"] = args.checkpoint_min_pause
     if args.backtest:
         output_dir = Path(args.output_dir)
         backtest_report.prepare(output_dir)

@@ -112,6 +112,13 @@ def parse_arguments(argv=None):
         default=None,
         help="where the Python functions run; flink-conf/config.yaml decides when not given",
     )
+    parser.add_argument(
+        "--bundle-ms",
+        type=int,
+        default=None,
+        help="longest time a Python operator holds its output; lower means faster alerts and "
+        "lower throughput (flink-conf/config.yaml decides when not given)",
+    )
     parser.add_argument("--topic", default=settings.TRANSACTIONS_TOPIC)
     parser.add_argument("--group-id", default=CONSUMER_GROUP)
     args = parser.parse_args(argv)
@@ -335,6 +342,8 @@ def main(argv=None):
         overrides["python.execution-mode"] = args.python_execution_mode
     if args.checkpoint_interval:
         overrides["execution.checkpointing.interval"] = args.checkpoint_interval
+    if args.bundle_ms:
+        overrides["python.fn-execution.bundle.time"] = str(args.bundle_ms)
     if args.checkpoint_min_pause:
         overrides["execution.checkpointing.min-pause"] = args.checkpoint_min_pause
     if args.backtest:

@@ -20,8 +20,8 @@ Five sections, each printing how it measured (data, sizes, what the clock covers
     the records are drained-account frauds, and the time from production to the committed alert
     on ``alerts`` gives the latency percentiles.
 ``memory``
-    peak resident memory of the Flink JVM and of the Python workers, and checkpoint bytes per
-    key, over N and 10 times N rows.
+    resident memory of the Flink JVM and of the Python workers, and checkpoint bytes per key,
+    in one streaming run over 10 times N rows from a loaded topic: after N rows and at the end.
 ``scaling``
     the loaded-topic e2e figure at parallelism 1, and at parallelism 2 with 2 shards per type.
 
@@ -469,6 +469,7 @@ class ResourceSampler(threading.Thread):
         self.interval_seconds = interval_seconds
         self.checkpoint_root = checkpoint_root
         self.peak_bytes = dict.fromkeys(groups, 0)
+        self.latest_bytes = dict.fromkeys(groups, 0)
         self.samples = 0
         self.checkpoints = {}
         self._stopped = threading.Event()
@@ -477,6 +478,7 @@ class ResourceSampler(threading.Thread):
         tree = process_tree(self.root_pid, read_processes())
         for name, belongs in self.groups.items():
             total = sum(resident_bytes(info.pid) for info in tree if belongs(info))
+            self.latest_bytes[name] = total
             self.peak_bytes[name] = max(self.peak_bytes[name], total)
         self.samples += 1
         if self.checkpoint_root is not None:
@@ -1283,88 +1285,86 @@ def measure_latency(options):
 
 
 def measure_memory(options):
-    sizes = (options.memory_rows, options.memory_rows * MEMORY_LENGTH_FACTOR)
-    print(f"== memory: backtests of {describe_sizes(sizes)} rows ==")
+    early_rows = options.memory_rows
+    total_rows = early_rows * MEMORY_LENGTH_FACTOR
+    print(
+        f"== memory: one streaming run of {total_rows:,} rows, at {early_rows:,} and at the end =="
+    )
     print(
         f"   resident memory (/proc statm) of the job's descendants, sampled every "
         f"{RSS_SAMPLE_SECONDS:g} s: JVM = processes named java, Python workers = command lines "
-        f"holding {PYTHON_WORKER_MARK}; peak of each group's sum"
+        f"holding {PYTHON_WORKER_MARK}; the sums when PostgreSQL first accounts for "
+        f"{early_rows:,} rows and when it accounts for all {total_rows:,}, and the peaks"
     )
     print(
-        f"   state: the job checkpoints every {MEMORY_CHECKPOINT_INTERVAL} into its own folder; "
-        "each completed checkpoint's files (all operators' state, keyed and not: the drift "
-        "state, the SQL micro-batch buffers, the source) are summed and divided by the keys "
-        "(types in the file); the last checkpoint of each run is compared"
+        f"   state: the job checkpoints every {MEMORY_CHECKPOINT_INTERVAL}; the newest completed "
+        "checkpoint's files (every operator's state, most of it the keyed drift state) divided "
+        "by the keys (types in the file), at the same two moments; the topic is loaded first"
     )
-    runs = []
-    for rows in sizes:
-        csv_path = cached_dataset(options.data_dir, rows, options.seed)
-        folder = run_dir(options.output, f"memory-{rows}")
-        checkpoint_root = folder / "checkpoints"
-        keys = count_keys(csv_path)
-
-        def sampler(pid, root=checkpoint_root):
-            started = ResourceSampler(pid, FLINK_PROCESS_GROUPS, checkpoint_root=root)
-            started.start()
-            return started
-
-        run = run_backtest(
-            csv_path,
-            folder,
-            options.job_timeout,
-            extra_args=(
-                "--checkpoint-dir",
-                checkpoint_root.resolve().as_uri(),
-                "--checkpoint-interval",
-                MEMORY_CHECKPOINT_INTERVAL,
-            ),
-            sampler=sampler,
+    csv_path = cached_dataset(options.data_dir, total_rows, options.seed)
+    keys = count_keys(csv_path)
+    topic = create_topic("memory")
+    group_id = f"bench-{uuid.uuid4().hex[:8]}"
+    checkpoint_root = run_dir(options.output, "memory") / "checkpoints"
+    job = sampler = None
+    moments = {}
+    try:
+        produce(producer_tasks(topic, csv_path, 0, total_rows, options.producers))
+        job, log_path = start_job(
+            topic, group_id, job_options(MEMORY_CHECKPOINT_INTERVAL, checkpoint_root)
         )
-        resources = run.pop("resources")
-        checkpoints = sorted(resources.checkpoints.items(), key=lambda item: checkpoint_id(item[0]))
-        state_per_key = [round(size / keys) for _, size in checkpoints]
-        runs.append(
-            {
-                "rows": rows,
-                "wall_seconds": run["wall_seconds"],
-                "samples": resources.samples,
-                "peak_jvm_mib": round(resources.peak_bytes["jvm"] / BYTES_PER_MEBIBYTE, 1),
-                "peak_python_workers_mib": round(
-                    resources.peak_bytes["python_workers"] / BYTES_PER_MEBIBYTE, 1
-                ),
-                "keys": keys,
-                "checkpoints_seen": [name for name, _ in checkpoints],
-                "checkpoint_bytes_per_key": state_per_key,
-                "first_checkpoint_bytes_per_key": state_per_key[0] if state_per_key else None,
-                "last_checkpoint_bytes_per_key": state_per_key[-1] if state_per_key else None,
-            }
-        )
+        sampler = ResourceSampler(job.pid, FLINK_PROCESS_GROUPS, checkpoint_root=checkpoint_root)
+        sampler.start()
+        started = time.monotonic()
+        for label, rows in (("early", early_rows), ("end", total_rows)):
+            wait_until_processed(job, topic, rows, options.job_timeout, log_path)
+            if label == "end":
+                # A checkpoint taken after the last window holds the state of the whole run.
+                wait_for_commits(job, checkpoint_root, log_path, options.job_timeout)
+            moments[label] = memory_moment(sampler, keys, rows, time.monotonic() - started)
+    finally:
+        if sampler is not None:
+            sampler.stop()
+        if job is not None:
+            stop_job(job)
+        if not options.keep_topics:
+            delete_topic(topic)
+    for moment in moments.values():
         print(
-            f"   {rows:>10,} rows ({run['wall_seconds']:.1f} s, {resources.samples} samples): "
-            f"JVM peak {runs[-1]['peak_jvm_mib']:,.0f} MiB, Python workers peak "
-            f"{runs[-1]['peak_python_workers_mib']:,.0f} MiB; checkpoint bytes per key over "
-            f"{keys} keys, first {format_number(runs[-1]['first_checkpoint_bytes_per_key'])} "
-            f"-> last {format_number(runs[-1]['last_checkpoint_bytes_per_key'])} "
-            f"({len(checkpoints)} checkpoints seen)"
+            f"   {moment['rows']:>10,} rows ({moment['seconds']:.1f} s): JVM "
+            f"{moment['jvm_mib']:,.0f} MiB, Python workers {moment['python_workers_mib']:,.0f} "
+            f"MiB, checkpoint bytes per key {format_number(moment['state_bytes_per_key'])}"
         )
-    short, long = runs
+    early, end = moments["early"], moments["end"]
     ratios = {
-        "jvm": ratio(long["peak_jvm_mib"], short["peak_jvm_mib"]),
-        "python_workers": ratio(long["peak_python_workers_mib"], short["peak_python_workers_mib"]),
-        "state_per_key": ratio(
-            long["last_checkpoint_bytes_per_key"], short["last_checkpoint_bytes_per_key"]
-        ),
+        "jvm": ratio(end["jvm_mib"], early["jvm_mib"]),
+        "python_workers": ratio(end["python_workers_mib"], early["python_workers_mib"]),
+        "state_per_key": ratio(end["state_bytes_per_key"], early["state_bytes_per_key"]),
     }
-    listed = ", ".join(
-        f"{label} {format_ratio(ratios[name])}"
-        for name, label in (
-            ("jvm", "JVM"),
-            ("python_workers", "Python workers"),
-            ("state_per_key", "state per key"),
-        )
+    peaks = {
+        name: round(sampler.peak_bytes[name] / BYTES_PER_MEBIBYTE, 1)
+        for name in FLINK_PROCESS_GROUPS
+    }
+    print(
+        f"   end over {early_rows:,} rows: JVM {format_ratio(ratios['jvm'])}, Python workers "
+        f"{format_ratio(ratios['python_workers'])}, state per key "
+        f"{format_ratio(ratios['state_per_key'])}; peaks JVM {peaks['jvm']:,.0f} MiB, Python "
+        f"workers {peaks['python_workers']:,.0f} MiB"
     )
-    print(f"   {long['rows']:,} rows over {short['rows']:,}: {listed}")
-    return {"runs": runs, "ratios": ratios}
+    return {"keys": keys, "moments": moments, "ratios": ratios, "peak_mib": peaks}
+
+
+def memory_moment(sampler, keys, rows, seconds):
+    """Resident memory now and the newest checkpoint's bytes per key."""
+    checkpoints = sorted(sampler.checkpoints.items(), key=lambda item: checkpoint_id(item[0]))
+    return {
+        "rows": rows,
+        "seconds": round(seconds, 1),
+        "jvm_mib": round(sampler.latest_bytes["jvm"] / BYTES_PER_MEBIBYTE, 1),
+        "python_workers_mib": round(sampler.latest_bytes["python_workers"] / BYTES_PER_MEBIBYTE, 1),
+        "checkpoint": checkpoints[-1][0] if checkpoints else None,
+        "state_bytes_per_key": round(checkpoints[-1][1] / keys) if checkpoints else None,
+    }
 
 
 def checkpoint_id(folder_name):
@@ -1473,17 +1473,17 @@ def latency_rows(figures):
 
 
 def memory_rows(figures):
-    short, long = figures["runs"]
-    span = f"{long['rows']:,} over {short['rows']:,} rows"
+    early, end = figures["moments"]["early"], figures["moments"]["end"]
+    span = f"{end['rows']:,} over {early['rows']:,} rows of one run"
     measured = (
-        ("jvm", "JVM peak RSS", "peak_jvm_mib", "MiB"),
-        ("python_workers", "Python workers peak RSS", "peak_python_workers_mib", "MiB"),
-        ("state_per_key", "checkpoint bytes per key", "last_checkpoint_bytes_per_key", "B"),
+        ("jvm", "JVM RSS", "jvm_mib", "MiB"),
+        ("python_workers", "Python workers RSS", "python_workers_mib", "MiB"),
+        ("state_per_key", "checkpoint bytes per key", "state_bytes_per_key", "B"),
     )
     return [
         (
             f"memory {label}, {span}",
-            f"{format_number(short[field])} -> {format_number(long[field])} {unit} = "
+            f"{format_number(early[field])} -> {format_number(end[field])} {unit} = "
             f"{format_ratio(figures['ratios'][name])}",
             f"<= {TARGET_MEMORY_RATIO:g}x",
             verdict(figures["ratios"][name], TARGET_MEMORY_RATIO, False),

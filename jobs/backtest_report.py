@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+from udfs.engine_config import type_of_key
 from udfs.metrics import METRIC_NAMES, ScoreCounts
 
 PARTS_FOLDER = ".parts"
@@ -69,7 +70,7 @@ def detection_metrics(windows):
     for window in windows:
         counts = ScoreCounts.from_dict(window["score_counts"])
         overall.add(counts)
-        by_type.setdefault(window["key"].split("/", 1)[0], ScoreCounts()).add(counts)
+        by_type.setdefault(type_of_key(window["key"]), ScoreCounts()).add(counts)
     return overall.metrics(), {name: by_type[name].metrics() for name in sorted(by_type)}
 
 

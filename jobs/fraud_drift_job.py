@@ -34,7 +34,7 @@ from pyflink.table import StreamTableEnvironment
 from jobs import backtest_report, postgres_sinks, settings
 from jobs.flink_setup import create_environment
 from udfs.csv_chunks import plan_chunks
-from udfs.engine_config import REFERENCE_POLICIES, EngineConfig
+from udfs.engine_config import REFERENCE_POLICIES, SHARD_SEPARATOR, EngineConfig
 from udfs.flink_functions import (
     ALERTS_TAG,
     DEAD_LETTER_TAG,
@@ -165,7 +165,8 @@ def key_expression(type_column, name_column, shards):
     if shards == 1:
         return type_column
     account_number = f"COALESCE(TRY_CAST(SUBSTRING({name_column}, 2) AS BIGINT), 0)"
-    return f"CONCAT({type_column}, '/', CAST(ABS(MOD({account_number}, {shards})) AS STRING))"
+    shard = f"CAST(ABS(MOD({account_number}, {shards})) AS STRING)"
+    return f"CONCAT({type_column}, '{SHARD_SEPARATOR}', {shard})"
 
 
 def interval(milliseconds):

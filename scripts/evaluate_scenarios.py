@@ -24,6 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from udfs.engine_config import type_of_key
 from udfs.metrics import ScoreCounts
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +63,7 @@ def read_windows(output_dir):
 
 
 def _type_of(window):
-    return window["key"].split("/", 1)[0]
+    return type_of_key(window["key"])
 
 
 def detection_delays(change, windows):

@@ -12,6 +12,7 @@ combined score, and writes all of it into the artifact's card.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -111,7 +112,7 @@ def export(classifier, card):
         learning_rate=classifier.learning_rate,
         card={},
     )
-    return FraudModel(**{**model.__dict__, "card": {**card, "version": content_version(model)}})
+    return dataclasses.replace(model, card={**card, "version": content_version(model)})
 
 
 def evaluate(model, frame, config):
@@ -202,7 +203,7 @@ def main(argv=None):
     held_out["files"] = {path.name: file_digest(path) for path in test_paths}
     held_out["steps"] = list(args.test_steps)
     held_out["flag_threshold"] = config.flag_threshold
-    model = FraudModel(**{**model.__dict__, "card": {**model.card, "held_out": held_out}})
+    model = dataclasses.replace(model, card={**model.card, "held_out": held_out})
     model.save(args.output)
     args.output.with_suffix(".json").write_text(json.dumps(model.card, indent=2) + "\n")
 

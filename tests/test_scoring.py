@@ -1,5 +1,6 @@
 """Rules on hand-built transactions, the fraud model's artifact, and the detection metrics."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -154,7 +155,7 @@ def test_an_artifact_whose_trees_were_changed_is_refused(tmp_path, model):
     tampered = tmp_path / "tampered.npz"
     threshold = model.threshold.copy()
     threshold[0] += 1.0
-    FraudModel(**{**model.__dict__, "threshold": threshold}).save(tampered)
+    dataclasses.replace(model, threshold=threshold).save(tampered)
 
     with pytest.raises(ModelArtifactError, match="tampered.npz does not match its version"):
         FraudModel.load(tampered)
@@ -162,7 +163,7 @@ def test_an_artifact_whose_trees_were_changed_is_refused(tmp_path, model):
 
 def test_an_artifact_of_another_format_is_refused(tmp_path, model):
     other = tmp_path / "other.npz"
-    FraudModel(**{**model.__dict__, "card": {**model.card, "format": "someone-else/9"}}).save(other)
+    dataclasses.replace(model, card={**model.card, "format": "someone-else/9"}).save(other)
 
     with pytest.raises(ModelArtifactError, match="other.npz has format 'someone-else/9'"):
         FraudModel.load(other)

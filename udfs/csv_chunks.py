@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from udfs.engine_config import SHARD_SEPARATOR
+
 # About 20,000 PaySim lines: large enough that a chunk's fixed costs vanish, small enough that
 # a key's windows start before the file is half read.
 DEFAULT_CHUNK_BYTES = 1_500_000
@@ -36,10 +38,10 @@ class Chunk:
         with open(self.path, "rb") as handle:
             handle.seek(self.start)
             data = handle.read(self.end - self.start)
-        lines = data.decode("utf-8").split("\n")
+        lines = data.decode("utf-8").replace("\r\n", "\n").split("\n")
         if lines and lines[-1] == "":
             lines.pop()
-        return [line.rstrip("\r") for line in lines]
+        return lines
 
 
 def plan_chunks(path, chunk_bytes=DEFAULT_CHUNK_BYTES):
@@ -80,4 +82,5 @@ def key_names(types, names, shards):
     if shards == 1:
         return np.asarray(types)
     shard_names = account_shards(names, shards).astype(str)
-    return np.char.add(np.char.add(np.asarray(types, dtype=str), "/"), shard_names)
+    prefixes = np.char.add(np.asarray(types, dtype=str), SHARD_SEPARATOR)
+    return np.char.add(prefixes, shard_names)

@@ -31,6 +31,9 @@ DEFAULT_MIN_VERDICT_ROWS = 50
 # reference ten windows long.
 DEFAULT_SUMMARY_REFRESH_WINDOWS = 5
 
+# Keys are a transaction type, or with shards ``TYPE/shard``.
+SHARD_SEPARATOR = "/"
+
 APPEND = "append"
 APPEND_UNDRIFTED = "append_undrifted"
 FROZEN = "frozen"
@@ -147,7 +150,7 @@ class EngineConfig:
 
     def flag_threshold_for(self, key):
         """The flag threshold of ``key``: its own if configured, else the global one."""
-        type_name = key.split("/", 1)[0]
+        type_name = type_of_key(key)
         return self.flag_thresholds.get(
             key, self.flag_thresholds.get(type_name, self.flag_threshold)
         )
@@ -159,3 +162,8 @@ class EngineConfig:
         settings["drift"] = repr(self.drift)
         text = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def type_of_key(key):
+    """The transaction type a key belongs to: the key itself, or the part before its shard."""
+    return key.split(SHARD_SEPARATOR, 1)[0]

@@ -23,6 +23,7 @@ from pyflink.table.udf import udaf
 
 from udfs import drift_engine
 from udfs.csv_chunks import Chunk, key_names
+from udfs.engine_config import type_of_key
 from udfs.fraud_memory import FraudMemory
 from udfs.metrics import ScoreCounts
 from udfs.transactions import TransactionBatch, parse_csv_lines, parse_json_records
@@ -267,7 +268,7 @@ class MetricsTotals(KeyedProcessFunction):
         window = json.loads(value)
         totals = pickle.loads(self.totals.value()) if self.totals.value() else {}
         counts = ScoreCounts.from_dict(window["score_counts"])
-        type_name = window["key"].split("/", 1)[0]
+        type_name = type_of_key(window["key"])
         for scope in (ALL_SCOPE, f"type:{type_name}"):
             scope_counts, windows = totals.get(scope, (ScoreCounts(), 0))
             scope_counts.add(counts)

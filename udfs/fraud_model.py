@@ -13,6 +13,7 @@ once, one tree level per step, so the cost is ``depth`` vectorized gathers over 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -129,16 +130,21 @@ class FraudModel:
             probability[scored] = self._probability(feature_matrix(subset))
         return probability
 
+    @functools.cached_property
+    def _walk_arrays(self):
+        """Node features, children side by side and roots as 32-bit indices, made once."""
+        children = np.column_stack([self.left, self.right]).ravel().astype(np.int32)
+        return self.feature.astype(np.int32), children, self.roots.astype(np.int32)
+
     def _probability(self, features):
         # Gathers from flat arrays with 32-bit indices (np.take is the fastest gather numpy
         # has): a row's feature is at row * width + feature, and a node's two children sit side
         # by side, left at 2n and right at 2n + 1.
+        feature, children, roots = self._walk_arrays
         row_count, width = features.shape
         values = features.ravel()
         row_starts = (np.arange(row_count, dtype=np.int32) * width)[:, None]
-        children = np.column_stack([self.left, self.right]).ravel().astype(np.int32)
-        feature = self.feature.astype(np.int32)
-        nodes = np.repeat(self.roots.astype(np.int32)[None, :], row_count, axis=0)
+        nodes = np.repeat(roots[None, :], row_count, axis=0)
         for _ in range(self.depth):
             goes_right = np.take(values, row_starts + np.take(feature, nodes)) > np.take(
                 self.threshold, nodes

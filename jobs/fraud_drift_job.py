@@ -55,6 +55,11 @@ DEFAULT_MICRO_BATCH_MS = 200
 CONSUMER_GROUP = "frauddrift-job"
 OUTPUT_NAMES = ("windows", "drift_events", "flagged", "dead_letter")
 NO_MODEL = "none"
+EXACTLY_ONCE = "exactly-once"
+ALERT_DELIVERY = {
+    EXACTLY_ONCE: DeliveryGuarantee.EXACTLY_ONCE,
+    "at-least-once": DeliveryGuarantee.AT_LEAST_ONCE,
+}
 
 
 def parse_arguments(argv=None):
@@ -118,6 +123,14 @@ def parse_arguments(argv=None):
         default=None,
         help="longest time a Python operator holds its output; lower means faster alerts and "
         "lower throughput (flink-conf/config.yaml decides when not given)",
+    )
+    parser.add_argument(
+        "--alert-delivery",
+        choices=tuple(ALERT_DELIVERY),
+        default=EXACTLY_ONCE,
+        help="exactly-once alerts reach read_committed readers when a checkpoint commits them; "
+        "at-least-once alerts reach readers at once and may repeat after a restart (dedupe by "
+        "transaction_id)",
     )
     parser.add_argument("--topic", default=settings.TRANSACTIONS_TOPIC)
     parser.add_argument("--group-id", default=CONSUMER_GROUP)
@@ -243,15 +256,16 @@ def readable_copy(csv_path, work_dir):
     return copy
 
 
-def kafka_sink(topic, name, job_name):
-    """An exactly-once sink; ``job_name`` keeps its transactions apart from other jobs'.
+def kafka_sink(topic, name, job_name, guarantee=DeliveryGuarantee.EXACTLY_ONCE):
+    """A sink to ``topic``; ``job_name`` keeps its transactions apart from other jobs'.
 
     Kafka fences a producer whose transactional id another producer took over, and a job
     resuming from a checkpoint aborts what its own earlier run left open under its prefix: two
     jobs that shared a prefix would fence and abort each other. The consumer group names the
-    job and stays the same when it resumes, so it goes into the prefix.
+    job and stays the same when it resumes, so it goes into the prefix. An at-least-once sink
+    writes without transactions and flushes on every checkpoint, so nothing is lost either.
     """
-    return (
+    builder = (
         KafkaSink.builder()
         .set_bootstrap_servers(settings.KAFKA_BOOTSTRAP_SERVERS)
         .set_record_serializer(
@@ -260,12 +274,15 @@ def kafka_sink(topic, name, job_name):
             .set_value_serialization_schema(SimpleStringSchema())
             .build()
         )
-        .set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
-        .set_transactional_id_prefix(f"frauddrift-{job_name}-{name}")
-        # Must not exceed the broker's transaction.max.timeout.ms (one hour on the stack).
-        .set_property("transaction.timeout.ms", str(15 * 60 * 1000))
-        .build()
+        .set_delivery_guarantee(guarantee)
     )
+    if guarantee == DeliveryGuarantee.EXACTLY_ONCE:
+        builder = (
+            builder.set_transactional_id_prefix(f"frauddrift-{job_name}-{name}")
+            # Must not exceed the broker's transaction.max.timeout.ms (one hour on the stack).
+            .set_property("transaction.timeout.ms", str(15 * 60 * 1000))
+        )
+    return builder.build()
 
 
 def file_sink(directory):
@@ -310,13 +327,14 @@ def build(env, table_env, args, config):
         for name, stream in outputs.items():
             stream.sink_to(file_sink(parts / name)).name(f"{name} files")
         return
+    exactly_once = DeliveryGuarantee.EXACTLY_ONCE
     kafka_outputs = (
-        ("flagged", settings.ALERTS_TOPIC, "alerts"),
-        ("drift_events", settings.DRIFT_EVENTS_TOPIC, "drift events"),
-        ("dead_letter", settings.DEAD_LETTER_TOPIC, "dead letters"),
+        ("flagged", settings.ALERTS_TOPIC, "alerts", ALERT_DELIVERY[args.alert_delivery]),
+        ("drift_events", settings.DRIFT_EVENTS_TOPIC, "drift events", exactly_once),
+        ("dead_letter", settings.DEAD_LETTER_TOPIC, "dead letters", exactly_once),
     )
-    for stream_name, topic, label in kafka_outputs:
-        sink = kafka_sink(topic, topic, args.group_id)
+    for stream_name, topic, label, guarantee in kafka_outputs:
+        sink = kafka_sink(topic, topic, args.group_id, guarantee)
         outputs[stream_name].sink_to(sink).name(f"{label} to Kafka")
 
     # Running detection metrics, rewritten in PostgreSQL after every window.

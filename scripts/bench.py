@@ -118,6 +118,8 @@ WASSERSTEIN_SCALE_FLOOR = 0.01
 
 # Large batches and a linger let each producer fill a request before it goes out.
 THROUGHPUT_LINGER_MS = 50
+# Producers read their rows from the file this many at a time.
+MESSAGE_CHUNK_ROWS = 100_000
 THROUGHPUT_BATCH_BYTES = 512 * 1024
 # A paced producer should hand each record over promptly: its linger adds to the latency.
 LATENCY_LINGER_MS = 5
@@ -150,6 +152,11 @@ DEFAULT_CHECKPOINT_MIN_PAUSE = "200 ms"
 # A Python operator holds its output until its bundle ends (a second by default, twice over):
 # the latency run ends bundles sooner, at some cost in throughput.
 DEFAULT_LATENCY_BUNDLE_MS = 100
+# The job's choices for the alerts topic, each measured in a run of its own.
+DELIVERY_NOTES = {
+    "exactly-once": "alerts are committed on checkpoints",
+    "at-least-once": "alerts are written at once, without transactions",
+}
 # The memory runs take checkpoints this often, to read the state's size from them.
 MEMORY_CHECKPOINT_INTERVAL = "1 s"
 PYTHON_WORKER_MARK = "pyflink.fn_execution"
@@ -223,11 +230,11 @@ def with_drained_frauds(frame, every):
     return frame
 
 
-def read_transactions(csv_path):
+def read_transactions(csv_path, **read_options):
     """A PaySim CSV file with the column types of ``scripts/replay.py``'s records."""
     types = {name: "float64" for name in MONEY_FIELDS}
     types.update({name: "int64" for name in ("step", *LABEL_FIELDS)})
-    return pd.read_csv(csv_path, dtype=types)
+    return pd.read_csv(csv_path, dtype=types, **read_options)
 
 
 def kafka_messages(frame, source_name, first_row=0):
@@ -240,6 +247,27 @@ def kafka_messages(frame, source_name, first_row=0):
     for offset, record in enumerate(frame.to_dict("records")):
         record["transaction_id"] = f"{source_name}:{first_row + offset}"
         messages.append((str(record["nameOrig"]).encode(), orjson.dumps(record)))
+    return messages
+
+
+def file_messages(csv_path, source_name, first_row, stop_row):
+    """:func:`kafka_messages` of rows ``first_row`` to ``stop_row`` of a file, read in chunks.
+
+    Only the messages are held at once: a whole file of millions of rows as a frame, and its
+    rows as dicts, would take several times its size in memory, once per producer process.
+    """
+    messages = []
+    chunks = read_transactions(csv_path, chunksize=MESSAGE_CHUNK_ROWS)
+    chunk_start = 0
+    for chunk in chunks:
+        chunk_stop = chunk_start + len(chunk)
+        start, stop = max(first_row, chunk_start), min(stop_row, chunk_stop)
+        if start < stop:
+            part = chunk.iloc[start - chunk_start : stop - chunk_start]
+            messages += kafka_messages(part, source_name, start)
+        if chunk_stop >= stop_row:
+            break
+        chunk_start = chunk_stop
     return messages
 
 
@@ -601,9 +629,7 @@ class ProducerTask:
 def _run_producer_task(task, start_barrier, results):
     # Reading and serialising happen before the barrier, so that the clock covers sending only.
     try:
-        frame = read_transactions(task.csv_path).iloc[task.first_row : task.stop_row]
-        messages = kafka_messages(frame, task.source_name, task.first_row)
-        del frame
+        messages = file_messages(task.csv_path, task.source_name, task.first_row, task.stop_row)
         producer = KafkaProducer(
             bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
             acks="all",
@@ -1180,12 +1206,17 @@ def measure_scaling(options, e2e_figures):
 
 
 def measure_latency(options):
+    """Alert latency once per delivery guarantee of the alerts named in the options."""
+    return {delivery: latency_run(options, delivery) for delivery in options.alert_delivery}
+
+
+def latency_run(options, delivery):
     offered_rate, seconds = options.latency_rate, options.latency_seconds
     timed_rows = int(offered_rate * seconds)
     warmup_rows = options.latency_warmup_rows
     csv_path = latency_dataset(options.data_dir, warmup_rows + timed_rows, options.seed)
     min_pause = options.checkpoint_min_pause
-    print(f"== latency: {offered_rate:,.0f} records/s offered for {seconds:g} s ==")
+    print(f"== latency: {offered_rate:,.0f} records/s offered for {seconds:g} s, {delivery} ==")
     print(
         f"   one record in {LATENCY_FRAUD_EVERY} drains its account (TRANSFER of the whole "
         f"balance); each carries {PRODUCED_AT_FIELD}, stamped just before it is handed to the "
@@ -1196,7 +1227,7 @@ def measure_latency(options):
         "   latency = wall clock when the poll returning the alert came back (consumer on "
         "`alerts`, read_committed, in this process) minus the record's stamp; one machine, one "
         f"clock; checkpoint interval {options.checkpoint_interval}, min-pause {min_pause}, "
-        f"Python bundles of at most {options.bundle_ms} ms; alerts are committed on checkpoints"
+        f"Python bundles of at most {options.bundle_ms} ms; {DELIVERY_NOTES[delivery]}"
     )
     waited = wait_for_open_transactions(settings.ALERTS_TOPIC, OPEN_TRANSACTION_WAIT_SECONDS)
     if waited is None:
@@ -1218,7 +1249,8 @@ def measure_latency(options):
                 checkpoint_root,
                 min_pause=options.checkpoint_min_pause,
                 bundle_ms=options.bundle_ms,
-            ),
+            )
+            + ("--alert-delivery", delivery),
         )
         listener = AlertListener(topic, f"{source_name}:")
         listener.start()
@@ -1262,6 +1294,7 @@ def measure_latency(options):
     first_fraud = -(-warmup_rows // LATENCY_FRAUD_EVERY) * LATENCY_FRAUD_EVERY
     injected = len(range(first_fraud, warmup_rows + timed_rows, LATENCY_FRAUD_EVERY))
     figures = {
+        "alert_delivery": delivery,
         "offered_rate": offered_rate,
         "seconds": seconds,
         "checkpoint_interval": options.checkpoint_interval,
@@ -1307,7 +1340,7 @@ def measure_memory(options):
     group_id = f"bench-{uuid.uuid4().hex[:8]}"
     checkpoint_root = run_dir(options.output, "memory") / "checkpoints"
     job = sampler = None
-    moments = {}
+    curve = []
     try:
         produce(producer_tasks(topic, csv_path, 0, total_rows, options.producers))
         job, log_path = start_job(
@@ -1316,12 +1349,15 @@ def measure_memory(options):
         sampler = ResourceSampler(job.pid, FLINK_PROCESS_GROUPS, checkpoint_root=checkpoint_root)
         sampler.start()
         started = time.monotonic()
-        for label, rows in (("early", early_rows), ("end", total_rows)):
+        # A moment every N rows draws the curve: growth that levels off after the references
+        # fill is warm-up, growth that goes on to the end is a leak.
+        for step in range(1, MEMORY_LENGTH_FACTOR + 1):
+            rows = early_rows * step
             wait_until_processed(job, topic, rows, options.job_timeout, log_path)
-            if label == "end":
+            if rows == total_rows:
                 # A checkpoint taken after the last window holds the state of the whole run.
                 wait_for_commits(job, checkpoint_root, log_path, options.job_timeout)
-            moments[label] = memory_moment(sampler, keys, rows, time.monotonic() - started)
+            curve.append(memory_moment(sampler, keys, rows, time.monotonic() - started))
     finally:
         if sampler is not None:
             sampler.stop()
@@ -1329,17 +1365,17 @@ def measure_memory(options):
             stop_job(job)
         if not options.keep_topics:
             delete_topic(topic)
-    for moment in moments.values():
+    for moment in curve:
         print(
             f"   {moment['rows']:>10,} rows ({moment['seconds']:.1f} s): JVM "
             f"{moment['jvm_mib']:,.0f} MiB, Python workers {moment['python_workers_mib']:,.0f} "
             f"MiB, checkpoint bytes per key {format_number(moment['state_bytes_per_key'])}"
         )
-    early, end = moments["early"], moments["end"]
-    ratios = {
-        "jvm": ratio(end["jvm_mib"], early["jvm_mib"]),
-        "python_workers": ratio(end["python_workers_mib"], early["python_workers_mib"]),
-        "state_per_key": ratio(end["state_bytes_per_key"], early["state_bytes_per_key"]),
+    early, middle, end = curve[0], curve[len(curve) // 2 - 1], curve[-1]
+    moments = {"early": early, "middle": middle, "end": end}
+    ratios = {name: ratio(end[field], early[field]) for name, field in MEMORY_FIELDS.items()}
+    second_half_ratios = {
+        name: ratio(end[field], middle[field]) for name, field in MEMORY_FIELDS.items()
     }
     peaks = {
         name: round(sampler.peak_bytes[name] / BYTES_PER_MEBIBYTE, 1)
@@ -1348,10 +1384,28 @@ def measure_memory(options):
     print(
         f"   end over {early_rows:,} rows: JVM {format_ratio(ratios['jvm'])}, Python workers "
         f"{format_ratio(ratios['python_workers'])}, state per key "
-        f"{format_ratio(ratios['state_per_key'])}; peaks JVM {peaks['jvm']:,.0f} MiB, Python "
-        f"workers {peaks['python_workers']:,.0f} MiB"
+        f"{format_ratio(ratios['state_per_key'])}; end over {middle['rows']:,} rows: JVM "
+        f"{format_ratio(second_half_ratios['jvm'])}, Python workers "
+        f"{format_ratio(second_half_ratios['python_workers'])}, state per key "
+        f"{format_ratio(second_half_ratios['state_per_key'])}; peaks JVM {peaks['jvm']:,.0f} MiB, "
+        f"Python workers {peaks['python_workers']:,.0f} MiB"
     )
-    return {"keys": keys, "moments": moments, "ratios": ratios, "peak_mib": peaks}
+    return {
+        "keys": keys,
+        "moments": moments,
+        "curve": curve,
+        "ratios": ratios,
+        "second_half_ratios": second_half_ratios,
+        "peak_mib": peaks,
+    }
+
+
+# What each memory figure is read from, in a moment of the run.
+MEMORY_FIELDS = {
+    "jvm": "jvm_mib",
+    "python_workers": "python_workers_mib",
+    "state_per_key": "state_bytes_per_key",
+}
 
 
 def memory_moment(sampler, keys, rows, seconds):
@@ -1459,37 +1513,48 @@ def streaming_rows(section, run):
 
 
 def latency_rows(figures):
-    p99_seconds = None if figures["p99_ms"] is None else figures["p99_ms"] / 1000
-    return [
-        (
-            f"latency p50 / p99 / max at {figures['offered_rate']:,.0f}/s, checkpoint "
-            f"{figures['checkpoint_interval']} (n={figures['count']:,}, consume time)",
-            f"{format_seconds(figures['p50_ms'])} / {format_seconds(figures['p99_ms'])} / "
-            f"{format_seconds(figures['max_ms'])}",
-            f"p99 <= {TARGET_LATENCY_P99_SECONDS:g} s",
-            verdict(p99_seconds, TARGET_LATENCY_P99_SECONDS, False),
+    rows = []
+    for delivery, run in figures.items():
+        p99_seconds = None if run["p99_ms"] is None else run["p99_ms"] / 1000
+        rows.append(
+            (
+                f"latency p50 / p99 / max at {run['offered_rate']:,.0f}/s, {delivery} alerts, "
+                f"checkpoint {run['checkpoint_interval']} (n={run['count']:,}, consume time)",
+                f"{format_seconds(run['p50_ms'])} / {format_seconds(run['p99_ms'])} / "
+                f"{format_seconds(run['max_ms'])}",
+                f"p99 <= {TARGET_LATENCY_P99_SECONDS:g} s",
+                verdict(p99_seconds, TARGET_LATENCY_P99_SECONDS, False),
+            )
         )
-    ]
+    return rows
 
 
 def memory_rows(figures):
-    early, end = figures["moments"]["early"], figures["moments"]["end"]
-    span = f"{end['rows']:,} over {early['rows']:,} rows of one run"
+    """Each memory figure over the whole run and over its second half, after the warm-up."""
+    moments = figures["moments"]
+    spans = (("early", "ratios"), ("middle", "second_half_ratios"))
     measured = (
-        ("jvm", "JVM RSS", "jvm_mib", "MiB"),
-        ("python_workers", "Python workers RSS", "python_workers_mib", "MiB"),
-        ("state_per_key", "checkpoint bytes per key", "state_bytes_per_key", "B"),
+        ("jvm", "JVM RSS", "MiB"),
+        ("python_workers", "Python workers RSS", "MiB"),
+        ("state_per_key", "checkpoint bytes per key", "B"),
     )
-    return [
-        (
-            f"memory {label}, {span}",
-            f"{format_number(early[field])} -> {format_number(end[field])} {unit} = "
-            f"{format_ratio(figures['ratios'][name])}",
-            f"<= {TARGET_MEMORY_RATIO:g}x",
-            verdict(figures["ratios"][name], TARGET_MEMORY_RATIO, False),
-        )
-        for name, label, field, unit in measured
-    ]
+    rows = []
+    for start, ratios_name in spans:
+        first, last = moments[start], moments["end"]
+        span = f"{last['rows']:,} over {first['rows']:,} rows of one run"
+        for name, label, unit in measured:
+            field = MEMORY_FIELDS[name]
+            ratio_value = figures[ratios_name][name]
+            rows.append(
+                (
+                    f"memory {label}, {span}",
+                    f"{format_number(first[field])} -> {format_number(last[field])} {unit} = "
+                    f"{format_ratio(ratio_value)}",
+                    f"<= {TARGET_MEMORY_RATIO:g}x",
+                    verdict(ratio_value, TARGET_MEMORY_RATIO, False),
+                )
+            )
+    return rows
 
 
 def summary_rows(sections):
@@ -1530,14 +1595,22 @@ def print_table(rows, quick):
 # --- command line ----------------------------------------------------------------------------
 
 
-def parse_sections(text):
+def parse_choices(text, choices):
     chosen = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in chosen if name not in SECTIONS]
+    unknown = [name for name in chosen if name not in choices]
     if unknown or not chosen:
         raise argparse.ArgumentTypeError(
-            f"expected a comma-separated list of {', '.join(SECTIONS)}; got {text!r}"
+            f"expected a comma-separated list of {', '.join(choices)}; got {text!r}"
         )
     return chosen
+
+
+def parse_sections(text):
+    return parse_choices(text, SECTIONS)
+
+
+def parse_deliveries(text):
+    return parse_choices(text, tuple(DELIVERY_NOTES))
 
 
 def parse_sizes(text):
@@ -1591,6 +1664,12 @@ def parse_arguments(argv=None):
         type=int,
         default=DEFAULT_LATENCY_BUNDLE_MS,
         help=f"Python bundle time of the latency run, default {DEFAULT_LATENCY_BUNDLE_MS}",
+    )
+    parser.add_argument(
+        "--alert-delivery",
+        type=parse_deliveries,
+        default=list(DELIVERY_NOTES),
+        help="the alert delivery guarantees whose latency to measure, comma separated",
     )
     parser.add_argument("--memory-rows", type=int, help=f"N, default {DEFAULT_MEMORY_ROWS}")
     parser.add_argument(

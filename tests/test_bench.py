@@ -151,6 +151,20 @@ def test_records_are_those_replay_sends(generated_file, transactions):
         assert [type(v) for v in json.loads(value).values()] == [type(v) for v in expected.values()]
 
 
+def test_a_slice_of_a_file_gives_the_messages_of_those_rows_only(
+    generated_file, transactions, monkeypatch
+):
+    monkeypatch.setattr(bench, "MESSAGE_CHUNK_ROWS", 300)  # the slice spans several chunks
+    first_row, stop_row = 250, 1111
+
+    messages = bench.file_messages(generated_file, generated_file.name, first_row, stop_row)
+
+    expected = bench.kafka_messages(
+        transactions.iloc[first_row:stop_row], generated_file.name, first_row
+    )
+    assert messages == expected
+
+
 def test_injected_frauds_drain_their_accounts_and_nothing_else_changes(transactions):
     every = 10
 
@@ -179,6 +193,9 @@ def test_sections_and_sizes_are_checked_when_parsed():
     with pytest.raises(Exception, match="comma-separated list of backtest"):
         bench.parse_sections("backtest,speed")
     assert bench.parse_sizes("1000,2_000") == [1000, 2000]
+    assert bench.parse_deliveries("at-least-once") == ["at-least-once"]
+    with pytest.raises(Exception, match="comma-separated list of exactly-once"):
+        bench.parse_deliveries("at-most-once")
 
 
 def test_quick_shrinks_every_default_size_and_keeps_given_ones():
@@ -237,25 +254,56 @@ def test_resident_memory_of_an_ended_process_is_zero():
 
 
 def test_the_table_compares_figures_with_their_targets(capsys):
-    sections = {
-        "latency": {
+    def latency(p99_ms):
+        return {
             "offered_rate": 20000,
             "checkpoint_interval": "1 s",
             "count": 3,
             "p50_ms": 800.0,
-            "p99_ms": 2500.0,
+            "p99_ms": p99_ms,
             "max_ms": 2600.0,
-        },
+        }
+
+    sections = {
+        "latency": {"exactly-once": latency(2500.0), "at-least-once": latency(1500.0)},
         "memory": {"error": "RuntimeError: the backtest exited"},
     }
 
     rows = bench.summary_rows(sections)
 
-    latency_row = next(row for row in rows if row[0].startswith("latency"))
-    assert latency_row[1:] == ("0.80 s / 2.50 s / 2.60 s", "p99 <= 2 s", "NO")
+    latency_rows = [row for row in rows if row[0].startswith("latency")]
+    assert "exactly-once" in latency_rows[0][0] and "at-least-once" in latency_rows[1][0]
+    assert latency_rows[0][1:] == ("0.80 s / 2.50 s / 2.60 s", "p99 <= 2 s", "NO")
+    assert latency_rows[1][1:] == ("0.80 s / 1.50 s / 2.60 s", "p99 <= 2 s", "yes")
     assert rows[-1][0] == "memory: FAILED"
     bench.print_table(rows, quick=True)
     assert "targets are for the full sizes" in capsys.readouterr().out
+
+
+def test_memory_is_judged_over_the_whole_run_and_over_its_second_half():
+    def moment(rows, python_mib):
+        return {
+            "rows": rows,
+            "jvm_mib": 1000.0,
+            "python_workers_mib": python_mib,
+            "state_bytes_per_key": 4000,
+        }
+
+    curve = [moment(rows, mib) for rows, mib in ((100, 300.0), (500, 450.0), (1000, 460.0))]
+    early, middle, end = curve
+    figures = {
+        "moments": {"early": early, "middle": middle, "end": end},
+        "ratios": {"jvm": 1.0, "python_workers": 1.533, "state_per_key": 1.0},
+        "second_half_ratios": {"jvm": 1.0, "python_workers": 1.022, "state_per_key": 1.0},
+    }
+
+    rows = {row[0]: row[1:] for row in bench.memory_rows(figures)}
+
+    whole = rows["memory Python workers RSS, 1,000 over 100 rows of one run"]
+    second_half = rows["memory Python workers RSS, 1,000 over 500 rows of one run"]
+    assert whole == ("300 -> 460 MiB = 1.53x", "<= 1.2x", "NO")
+    assert second_half == ("450 -> 460 MiB = 1.02x", "<= 1.2x", "yes")
+    assert len(rows) == 6
 
 
 def test_latencies_are_taken_from_the_stamps_of_the_alerted_rows_only():

@@ -13,15 +13,17 @@ Five sections, each printing how it measured (data, sizes, what the clock covers
     style of the original script, over the first file, and the ratio of the two.
 ``e2e``
     2,000,000 rows into a fresh Kafka topic by several producer processes, the streaming job
-    consuming them: once while the producers send, once from a topic loaded beforehand. The
-    job's rate comes from the window records it writes to PostgreSQL.
+    consuming them: once while the producers send, once from a topic loaded beforehand; then
+    the full volume, 6,362,620 rows, while the producers send. The job's rate comes from the
+    window records it writes to PostgreSQL.
 ``latency``
     a producer at a fixed offered rate stamps each record with its production time; a share of
-    the records are drained-account frauds, and the time from production to the committed alert
-    on ``alerts`` gives the latency percentiles.
+    the records are drained-account frauds, and the time from production to the alert on
+    ``alerts`` gives the latency percentiles, once with exactly-once alerts (committed on
+    checkpoints) and once with at-least-once alerts.
 ``memory``
     resident memory of the Flink JVM and of the Python workers, and checkpoint bytes per key,
-    in one streaming run over 10 times N rows from a loaded topic: after N rows and at the end.
+    in one streaming run over 10 times N rows from a loaded topic: after every N rows.
 ``scaling``
     the loaded-topic e2e figure at parallelism 1, and at parallelism 2 with 2 shards per type.
 
@@ -54,7 +56,8 @@ import orjson
 import pandas as pd
 import psycopg
 import yaml
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from confluent_kafka import Producer
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
@@ -76,7 +79,9 @@ SECTIONS = ("backtest", "e2e", "latency", "memory", "scaling")
 # --- sizes -----------------------------------------------------------------------------------
 
 # The full PaySim data set has 6,362,620 rows; the smaller size is a round million.
-DEFAULT_BACKTEST_ROWS = (1_000_000, 6_362_620)
+# The size of the full PaySim data set.
+FULL_VOLUME_ROWS = 6_362_620
+DEFAULT_BACKTEST_ROWS = (1_000_000, FULL_VOLUME_ROWS)
 DEFAULT_E2E_ROWS = 2_000_000
 DEFAULT_LATENCY_RATE = 20_000
 DEFAULT_LATENCY_SECONDS = 60.0
@@ -96,6 +101,7 @@ TARGET_BACKTEST_ROWS_PER_SECOND = 100_000
 TARGET_BASELINE_RATIO = 10.0
 TARGET_E2E_ROWS_PER_SECOND = 50_000
 TARGET_LATENCY_P99_SECONDS = 2.0
+TARGET_FULL_VOLUME_SECONDS = 180.0
 # Memory counts as flat when the longer run needs at most this much more than the shorter one.
 TARGET_MEMORY_RATIO = 1.2
 
@@ -121,6 +127,9 @@ THROUGHPUT_LINGER_MS = 50
 # Producers read their rows from the file this many at a time.
 MESSAGE_CHUNK_ROWS = 100_000
 THROUGHPUT_BATCH_BYTES = 512 * 1024
+METADATA_TIMEOUT_SECONDS = 30.0
+FLUSH_TIMEOUT_SECONDS = 300.0
+QUEUE_FULL_WAIT_SECONDS = 0.01
 # A paced producer should hand each record over promptly: its linger adds to the latency.
 LATENCY_LINGER_MS = 5
 # The paced producer sleeps at most once every this many records.
@@ -633,13 +642,17 @@ def _run_producer_task(task, start_barrier, results):
     # Reading and serialising happen before the barrier, so that the clock covers sending only.
     try:
         messages = file_messages(task.csv_path, task.source_name, task.first_row, task.stop_row)
-        producer = KafkaProducer(
-            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
-            acks="all",
-            linger_ms=task.linger_ms,
-            batch_size=THROUGHPUT_BATCH_BYTES,
+        producer = Producer(
+            {
+                "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+                "acks": "all",
+                "linger.ms": task.linger_ms,
+                "batch.size": THROUGHPUT_BATCH_BYTES,
+                # The partitions Java clients and kafka-python (scripts/replay.py) pick for a key.
+                "partitioner": "murmur2_random",
+            }
         )
-        producer.partitions_for(task.topic)  # metadata now rather than on the first send
+        producer.list_topics(task.topic, timeout=METADATA_TIMEOUT_SECONDS)  # metadata now
     except Exception as error:  # any failure must release the parent waiting at the barrier
         results.put({"error": f"{type(error).__name__}: {error}"})
         start_barrier.abort()
@@ -649,6 +662,12 @@ def _run_producer_task(task, start_barrier, results):
     except BrokenBarrierError:
         results.put({"error": "another producer failed before sending"})
         return
+
+    failures = []
+
+    def delivered(error, _message):
+        if error is not None:
+            failures.append(str(error))
 
     produced_at_ms = np.zeros(len(messages), dtype=np.int64) if task.stamp else None
     started_epoch = time.time()
@@ -663,10 +682,14 @@ def _run_producer_task(task, start_barrier, results):
             produced_at_ms[index] = now_ms
             # The value is a JSON object: the stamp goes in right after its opening brace.
             value = b'{"%s":%d,' % (PRODUCED_AT_FIELD.encode(), now_ms) + value[1:]
-        producer.send(task.topic, key=key, value=value)
-    producer.flush()
+        send(producer, task.topic, key, value, delivered)
+    unsent = producer.flush(FLUSH_TIMEOUT_SECONDS)
     finished_epoch = time.time()
-    producer.close()
+    if failures or unsent:
+        results.put(
+            {"error": f"{len(failures)} records failed and {unsent} were not sent: {failures[:3]}"}
+        )
+        return
     results.put(
         {
             "first_row": task.first_row,
@@ -676,6 +699,17 @@ def _run_producer_task(task, start_barrier, results):
             "produced_at_ms": produced_at_ms,
         }
     )
+
+
+def send(producer, topic, key, value, on_delivery):
+    """Hand one record to the producer, waiting for room when its queue is full."""
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+            break
+        except BufferError:
+            producer.poll(QUEUE_FULL_WAIT_SECONDS)
+    producer.poll(0)  # serve delivery reports as they come
 
 
 class ProducerGroup:
@@ -1153,7 +1187,8 @@ def measure_e2e(options):
     print(f"== e2e: {rows:,} rows through Kafka into the streaming job ==")
     print(
         f"   a fresh topic of {settings.TOPIC_PARTITIONS} partitions; {options.producers} producer "
-        "processes (kafka-python), each a slice of the file serialised before the clock starts, "
+        "processes (confluent-kafka, librdkafka), each a slice of the file serialised before the "
+        "clock starts, "
         f"batches of {THROUGHPUT_BATCH_BYTES // 1024} KiB, linger {THROUGHPUT_LINGER_MS} ms; "
         f"the job at parallelism 1, checkpoints every {options.throughput_checkpoint_interval}"
     )
@@ -1166,6 +1201,16 @@ def measure_e2e(options):
     for preload in (False, True):
         run = run_streaming(csv_path, rows, options, preload=preload)
         figures["loaded_first" if preload else "concurrent"] = run
+        print_streaming_run(run)
+    full_rows = options.full_volume_rows
+    if full_rows:
+        print(
+            f"   the full volume: {full_rows:,} rows produced while the job runs; the target "
+            f"is every row processed within {TARGET_FULL_VOLUME_SECONDS:g} s of the first sent"
+        )
+        full_path = cached_dataset(options.data_dir, full_rows, options.seed)
+        run = run_streaming(full_path, full_rows, options, preload=False)
+        figures["full_volume"] = run
         print_streaming_run(run)
     return figures
 
@@ -1498,7 +1543,7 @@ def streaming_rows(section, run):
     if run["shards"] > 1:
         label += f" shards {run['shards']}"
     measured = run["job"]["rows_per_second"]
-    return [
+    rows = [
         (
             f"{label}: job sustained",
             f"{format_number(measured)} rows/s",
@@ -1513,6 +1558,17 @@ def streaming_rows(section, run):
             "",
         ),
     ]
+    from_first_send = run["wall_seconds_from_first_send"]
+    if from_first_send is not None and run["rows"] >= FULL_VOLUME_ROWS:
+        rows.append(
+            (
+                f"{label}: wall from the first record sent to the last processed",
+                f"{from_first_send:.1f} s",
+                f"<= {TARGET_FULL_VOLUME_SECONDS:g} s",
+                verdict(from_first_send, TARGET_FULL_VOLUME_SECONDS, False),
+            )
+        )
+    return rows
 
 
 def latency_rows(figures):
@@ -1648,6 +1704,11 @@ def parse_arguments(argv=None):
     )
     parser.add_argument("--e2e-rows", type=int, help=f"default {DEFAULT_E2E_ROWS}")
     parser.add_argument(
+        "--full-volume-rows",
+        type=int,
+        help=f"rows of the e2e full-volume run, default {FULL_VOLUME_ROWS}; 0 skips it",
+    )
+    parser.add_argument(
         "--producers", type=int, default=os.cpu_count() or 1, help="producer processes"
     )
     parser.add_argument("--latency-rate", type=float, help=f"default {DEFAULT_LATENCY_RATE}/s")
@@ -1693,6 +1754,8 @@ def parse_arguments(argv=None):
         options.backtest_rows = [rows // divisor for rows in DEFAULT_BACKTEST_ROWS]
     if options.e2e_rows is None:
         options.e2e_rows = DEFAULT_E2E_ROWS // divisor
+    if options.full_volume_rows is None:
+        options.full_volume_rows = FULL_VOLUME_ROWS // divisor
     if options.latency_rate is None:
         options.latency_rate = DEFAULT_LATENCY_RATE / duration_divisor
     if options.latency_seconds is None:

@@ -232,10 +232,12 @@ class DriftWindowFunction(KeyedProcessFunction):
             ctx.timer_service().register_event_time_timer(END_OF_INPUT_MS)
         if self.wall_clock_bound:
             # Registered again with every batch (Flink keeps one timer per key and time).
-            # TODO: find out why a job resumed from a checkpoint sometimes fires no
-            # processing-time timer at all, because until then a key whose last rows came
-            # before a restart keeps its partial window until its next rows arrive; the check
-            # in process_element only helps keys that get more rows.
+            # A timer registered from Python reaches the Java timer service later, through
+            # the task's mailbox, and Flink 2.2 snapshots at a barrier without waiting for it:
+            # a timer set in the last bundle before a checkpoint is missing from it while its
+            # deadline is saved. A job resumed from that checkpoint closes such a key's partial
+            # window when the key's next rows arrive (the check in process_element), not on
+            # time.
             ctx.timer_service().register_processing_time_timer(deadline)
 
     def _emit(self, outcomes):

@@ -228,14 +228,9 @@ def test_the_process_tree_holds_this_process_and_its_children():
         child.wait()
 
 
-def test_the_sampler_finds_the_current_process_and_its_memory(tmp_path):
-    checkpoint = tmp_path / "job-id" / "chk-3"
-    checkpoint.mkdir(parents=True)
-    (checkpoint / "_metadata").write_bytes(b"x" * 1234)
+def test_the_sampler_finds_the_current_process_and_its_memory():
     sampler = bench.ResourceSampler(
-        os.getpid(),
-        {"this": lambda info: info.pid == os.getpid(), "none": lambda info: False},
-        checkpoint_root=tmp_path,
+        os.getpid(), {"this": lambda info: info.pid == os.getpid(), "none": lambda info: False}
     )
 
     sampler.sample()
@@ -243,7 +238,36 @@ def test_the_sampler_finds_the_current_process_and_its_memory(tmp_path):
     own_rss = bench.resident_bytes(os.getpid())
     assert 0 < sampler.peak_bytes["this"] <= 2 * own_rss
     assert sampler.peak_bytes["none"] == 0
-    assert sampler.checkpoints == {"chk-3": 1234}
+    assert sampler.latest_bytes["this"] == sampler.peak_bytes["this"]
+
+
+def test_a_memory_moment_reads_the_newest_checkpoint_per_key(tmp_path):
+    for name, size in (("chk-3", 1000), ("chk-12", 1234)):
+        checkpoint = tmp_path / "job-id" / name
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "_metadata").write_bytes(b"x" * size)
+    sampler = bench.ResourceSampler(os.getpid(), bench.FLINK_PROCESS_GROUPS)
+    sampler.latest_bytes = {"jvm": 3 * 2**20, "python_workers": 2**20}
+
+    moment = bench.memory_moment(sampler, tmp_path, keys=2, rows=500, seconds=1.26)
+
+    assert moment == {
+        "rows": 500,
+        "seconds": 1.3,
+        "jvm_mib": 3.0,
+        "python_workers_mib": 1.0,
+        "checkpoint": "chk-12",
+        "state_bytes_per_key": 617,
+    }
+
+
+def test_no_checkpoint_yet_leaves_the_state_unmeasured(tmp_path):
+    sampler = bench.ResourceSampler(os.getpid(), bench.FLINK_PROCESS_GROUPS)
+
+    moment = bench.memory_moment(sampler, tmp_path, keys=5, rows=500, seconds=1.0)
+
+    assert moment["checkpoint"] is None
+    assert moment["state_bytes_per_key"] is None
 
 
 def test_resident_memory_of_an_ended_process_is_zero():

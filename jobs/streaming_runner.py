@@ -3,8 +3,8 @@
 A streaming job never ends by itself. The demo and the end-to-end tests need it to stop once it
 has processed what was sent: this module starts the job on a local mini-cluster in a child
 process, waits until the transactions in windows (PostgreSQL) plus the dead letters (Kafka)
-reconcile with the records sent, lets one more checkpoint commit the Kafka transactions, and
-stops the job.
+reconcile with the records sent, waits until checkpoints have committed every Kafka transaction
+the job wrote, and stops the job.
 """
 
 import contextlib
@@ -14,10 +14,11 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 from jobs import settings
 
@@ -25,14 +26,26 @@ POLL_SECONDS = 2.0
 # Checkpoints commit the exactly-once Kafka sinks; a short interval keeps runs short.
 CHECKPOINT_INTERVAL = "2 s"
 CHECKPOINT_INTERVAL_SECONDS = 2.0
+# Every output of the job on Kafka; the alerts may be written with or without transactions.
+OUTPUT_TOPICS = (settings.ALERTS_TOPIC, settings.DRIFT_EVENTS_TOPIC, settings.DEAD_LETTER_TOPIC)
+# How long after the last record the job's output may take to be committed.
+COMMIT_TIMEOUT_SECONDS = 60.0
 
 
-def processed_rows(source):
-    """Transactions of ``source`` that windows in PostgreSQL account for."""
+def processed_rows(source, since=None):
+    """Transactions of ``source`` that windows in PostgreSQL account for.
+
+    With ``since``, a timezone-aware datetime, only windows evaluated from then on count: a
+    second run over the same records rewrites the rows of the first, which would otherwise
+    account for everything before the second run has begun.
+    """
+    query = "SELECT COALESCE(SUM(row_count), 0) FROM window_stats WHERE source = %s"
+    parameters = [source]
+    if since is not None:
+        query += " AND evaluated_at >= %s"
+        parameters.append(since)
     with psycopg.connect(settings.POSTGRES_DSN) as connection:
-        row = connection.execute(
-            "SELECT COALESCE(SUM(row_count), 0) FROM window_stats WHERE source = %s", (source,)
-        ).fetchone()
+        row = connection.execute(query, parameters).fetchone()
     return int(row[0])
 
 
@@ -51,6 +64,40 @@ def topic_records(topic, source, timeout_seconds=3.0):
     finally:
         consumer.close()
     return [record for record in records if record.get("source") == source]
+
+
+def end_offsets(topic):
+    """End offsets of ``topic`` per partition: ``(written, readable)``.
+
+    ``written`` counts every record; ``readable`` stops at the first record of a Kafka
+    transaction still open, beyond which read_committed consumers see nothing, not even
+    records committed later by others.
+    """
+    ends = {}
+    for isolation in ("read_uncommitted", "read_committed"):
+        consumer = KafkaConsumer(
+            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+            enable_auto_commit=False,
+            isolation_level=isolation,
+        )
+        try:
+            partitions = [
+                TopicPartition(topic, partition)
+                for partition in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            ends[isolation] = {
+                partition.partition: offset
+                for partition, offset in consumer.end_offsets(partitions).items()
+            }
+        finally:
+            consumer.close()
+    return ends["read_uncommitted"], ends["read_committed"]
+
+
+def uncommitted_records(topic):
+    """Records of ``topic`` that read_committed consumers cannot read yet."""
+    written, readable = end_offsets(topic)
+    return sum(end - readable[partition] for partition, end in written.items())
 
 
 def start_job(topic, group_id, extra_args=()):
@@ -96,8 +143,14 @@ def stop_job(job, hard=False):
         os.killpg(job.pid, signal.SIGKILL)  # whatever the group still holds, such as the JVM
 
 
-def run_until_consumed(topic, expected_records, group_id, timeout_seconds=300, extra_args=()):
+def run_until_consumed(
+    topic, expected_records, group_id, timeout_seconds=300, extra_args=(), rerun=False
+):
     """Run the job on ``topic`` until ``expected_records`` are processed or dead-lettered.
+
+    ``rerun`` says that another job has processed these records before, from the start of
+    the topic: only windows this run evaluates count then. A job resumed from a checkpoint is
+    no rerun, as the windows before its checkpoint are not evaluated again.
 
     Returns
     -------
@@ -110,11 +163,16 @@ def run_until_consumed(topic, expected_records, group_id, timeout_seconds=300, e
         When the counts do not reconcile in time; the job's log tail is in the message.
     """
     started = time.monotonic()
+    counted_from = datetime.now(UTC) if rerun else None
     job, log_path = start_job(topic, group_id, extra_args)
     try:
-        counts = _wait_for_reconciliation(job, topic, expected_records, timeout_seconds)
-        # Let one more checkpoint commit what the Kafka sinks wrote since the last one.
+        counts = _wait_for_reconciliation(
+            job, topic, expected_records, timeout_seconds, counted_from
+        )
+        # Stopping kills the job: a transaction it left open would hide the rest of its
+        # partition from read_committed readers until the broker timed it out, 15 minutes on.
         time.sleep(2 * CHECKPOINT_INTERVAL_SECONDS)
+        _wait_for_committed_output(job)
     except TimeoutError as error:
         raise TimeoutError(f"{error}; job log {log_path}:\n{_tail(log_path)}") from None
     finally:
@@ -131,20 +189,37 @@ def latest_checkpoint(checkpoint_root):
     return max(completed, key=lambda folder: int(folder.name.split("-")[1]))
 
 
-def _wait_for_reconciliation(job, topic, expected_records, timeout_seconds):
+def _wait_for_reconciliation(job, topic, expected_records, timeout_seconds, counted_from):
     deadline = time.monotonic() + timeout_seconds
     processed = dead_lettered = 0
     while time.monotonic() < deadline:
         if job.poll() is not None:
             raise TimeoutError(f"the job exited early with code {job.returncode}")
-        processed = processed_rows(topic)
-        dead_lettered = len(topic_records(settings.DEAD_LETTER_TOPIC, topic, POLL_SECONDS))
+        processed = processed_rows(topic, since=counted_from)
+        # Every run over the same records dead-letters the same ones again.
+        dead_letters = topic_records(settings.DEAD_LETTER_TOPIC, topic, POLL_SECONDS)
+        dead_lettered = len(
+            {(letter.get("partition"), letter["position"]) for letter in dead_letters}
+        )
         if processed + dead_lettered >= expected_records:
             return {"processed": processed, "dead_lettered": dead_lettered}
     raise TimeoutError(
         f"after {timeout_seconds} s the job had processed {processed} and dead-lettered "
         f"{dead_lettered} of {expected_records} records"
     )
+
+
+def _wait_for_committed_output(job):
+    deadline = time.monotonic() + COMMIT_TIMEOUT_SECONDS
+    while True:
+        held = {topic: uncommitted_records(topic) for topic in OUTPUT_TOPICS}
+        if not any(held.values()):
+            return
+        if job.poll() is not None or time.monotonic() > deadline:
+            raise TimeoutError(
+                f"records of the job's output are held by open Kafka transactions: {held}"
+            )
+        time.sleep(POLL_SECONDS)
 
 
 def _tail(path, lines=40):

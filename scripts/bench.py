@@ -64,7 +64,13 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from jobs import settings
-from jobs.streaming_runner import latest_checkpoint, processed_rows, start_job, stop_job
+from jobs.streaming_runner import (
+    end_offsets,
+    latest_checkpoint,
+    processed_rows,
+    start_job,
+    stop_job,
+)
 from udfs.transactions import LABEL_FIELDS, MONEY_FIELDS
 
 if __package__ in (None, ""):
@@ -1018,28 +1024,6 @@ def wait_for_commits(job, checkpoint_root, log_path, timeout_seconds):
         time.sleep(POLL_SECONDS)
 
 
-def readable_ends(topic):
-    """End offsets of ``topic`` per partition: written, and readable by read_committed."""
-    ends = {}
-    for isolation in ("read_uncommitted", "read_committed"):
-        consumer = KafkaConsumer(
-            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
-            enable_auto_commit=False,
-            isolation_level=isolation,
-        )
-        try:
-            partitions = [
-                TopicPartition(topic, partition)
-                for partition in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            ends[isolation] = {
-                tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()
-            }
-        finally:
-            consumer.close()
-    return ends["read_uncommitted"], ends["read_committed"]
-
-
 def wait_for_open_transactions(topic, timeout_seconds):
     """Wait until read_committed consumers can read all that ``topic`` held when called.
 
@@ -1048,7 +1032,7 @@ def wait_for_open_transactions(topic, timeout_seconds):
     partition can be read committed, and a latency measured meanwhile would measure the wait.
     Returns the seconds waited, or None when the timeout passed first.
     """
-    written, readable = readable_ends(topic)
+    written, readable = end_offsets(topic)
     if all(readable[partition] >= end for partition, end in written.items()):
         return 0.0
     blocked = sum(end - readable[partition] for partition, end in written.items())
@@ -1060,7 +1044,7 @@ def wait_for_open_transactions(topic, timeout_seconds):
     started = time.monotonic()
     while time.monotonic() - started < timeout_seconds:
         time.sleep(OPEN_TRANSACTION_POLL_SECONDS)
-        _, readable = readable_ends(topic)
+        _, readable = end_offsets(topic)
         if all(readable[partition] >= end for partition, end in written.items()):
             return round(time.monotonic() - started, 1)
     return None

@@ -168,33 +168,17 @@ def test_detection_metrics_are_kept_current_in_postgres(replayed_topic, first_ru
     assert sum(by_scope[scope][2] for scope in type_scopes) == frauds_sent
 
 
-def test_replaying_the_same_input_upserts_the_same_rows(replayed_topic, first_run, postgres):
-    topic, expected = replayed_topic
-    before = postgres_counts(postgres, topic)
-    alerts_before = postgres.execute("SELECT COUNT(*) FROM flagged_transactions").fetchone()[0]
-    kafka_alerts_before = topic_records(settings.ALERTS_TOPIC, topic)
-
-    # A new consumer group reads the whole topic again, as after a reset of the job; this run
-    # writes its alerts without Kafka transactions.
-    run_until_consumed(
-        topic,
-        expected,
-        group_id=f"{topic}-second",
-        timeout_seconds=240,
-        extra_args=("--alert-delivery", "at-least-once"),
-    )
-
-    assert postgres_counts(postgres, topic) == before
-    assert postgres.execute("SELECT COUNT(*) FROM flagged_transactions").fetchone()[0] == (
-        alerts_before
-    )
-    # Kafka keeps both runs' alerts: the same transactions, each once per run.
-    ids_before = Counter(alert["transaction_id"] for alert in kafka_alerts_before)
-    ids_after = Counter(
-        alert["transaction_id"] for alert in topic_records(settings.ALERTS_TOPIC, topic)
-    )
-    assert ids_before and set(ids_before.values()) == {1}
-    assert ids_after == ids_before + ids_before
+# Runs over whole windows only, with the time bound out of reach: every window then closes on
+# its count, the same on every run, whatever the pace of the job.
+WHOLE_WINDOW_SIZE = 200
+COUNT_WINDOWS_ONLY = (
+    "--window-size",
+    str(WHOLE_WINDOW_SIZE),
+    "--reference-size",
+    "1000",
+    "--window-time-bound",
+    "3600",
+)
 
 
 def whole_windows_csv(path, window_size):
@@ -212,25 +196,56 @@ def whole_windows_csv(path, window_size):
     return path
 
 
+def test_replaying_the_same_input_upserts_the_same_rows(make_topic, producer, postgres, tmp_path):
+    topic = make_topic("rerun")
+    whole_windows = whole_windows_csv(tmp_path / "whole.csv", WHOLE_WINDOW_SIZE)
+    sent = replay.replay(whole_windows, topic, producer=producer).total()
+    run_until_consumed(
+        topic, sent, group_id=f"{topic}-first", timeout_seconds=240, extra_args=COUNT_WINDOWS_ONLY
+    )
+    before = postgres_counts(postgres, topic)
+    alerts_before = postgres.execute(
+        "SELECT COUNT(*) FROM flagged_transactions WHERE source = %s", (topic,)
+    ).fetchone()[0]
+    kafka_alerts_before = topic_records(settings.ALERTS_TOPIC, topic)
+
+    # A new consumer group reads the whole topic again, as after a reset of the job; this run
+    # writes its alerts without Kafka transactions.
+    run_until_consumed(
+        topic,
+        sent,
+        group_id=f"{topic}-second",
+        timeout_seconds=240,
+        extra_args=(*COUNT_WINDOWS_ONLY, "--alert-delivery", "at-least-once"),
+        rerun=True,
+    )
+
+    assert before["rows"] == sent
+    assert postgres_counts(postgres, topic) == before
+    assert (
+        postgres.execute(
+            "SELECT COUNT(*) FROM flagged_transactions WHERE source = %s", (topic,)
+        ).fetchone()[0]
+        == alerts_before
+        > 0
+    )
+    # Kafka keeps both runs' alerts: the same transactions, each once per run.
+    ids_before = Counter(alert["transaction_id"] for alert in kafka_alerts_before)
+    ids_after = Counter(
+        alert["transaction_id"] for alert in topic_records(settings.ALERTS_TOPIC, topic)
+    )
+    assert len(ids_before) == alerts_before and set(ids_before.values()) == {1}
+    assert ids_after == ids_before + ids_before
+
+
 def test_job_killed_mid_stream_resumes_from_its_checkpoint_without_loss_or_duplicates(
     make_topic, producer, postgres, tmp_path
 ):
-    window_size = 200
     topic = make_topic("restart")
-    whole_windows = whole_windows_csv(tmp_path / "whole.csv", window_size)
+    whole_windows = whole_windows_csv(tmp_path / "whole.csv", WHOLE_WINDOW_SIZE)
     sent = replay.replay(whole_windows, topic, producer=producer).total()
     checkpoints = tmp_path / "checkpoints"
-    # The time bound is out of reach, so that windows close on counts alone (see above).
-    job_arguments = [
-        "--checkpoint-dir",
-        checkpoints.as_uri(),
-        "--window-size",
-        str(window_size),
-        "--reference-size",
-        "1000",
-        "--window-time-bound",
-        "3600",
-    ]
+    job_arguments = ["--checkpoint-dir", checkpoints.as_uri(), *COUNT_WINDOWS_ONLY]
 
     # Run until part of the stream is processed and a checkpoint is complete, then kill the
     # job outright, as a crashed machine would.

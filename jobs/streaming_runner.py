@@ -169,8 +169,9 @@ def run_until_consumed(
         counts = _wait_for_reconciliation(
             job, topic, expected_records, timeout_seconds, counted_from
         )
-        # Stopping kills the job: a transaction it left open would hide the rest of its
-        # partition from read_committed readers until the broker timed it out, 15 minutes on.
+        # Two checkpoints flush what the at-least-once alerts writer holds. Stopping kills the
+        # job: a transaction it left open would hide the rest of its partition from
+        # read_committed readers until the broker timed it out, 15 minutes on.
         time.sleep(2 * CHECKPOINT_INTERVAL_SECONDS)
         _wait_for_committed_output(job)
     except TimeoutError as error:

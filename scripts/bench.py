@@ -65,11 +65,11 @@ from scipy.spatial.distance import jensenshannon
 
 from jobs import settings
 from jobs.streaming_runner import (
-    end_offsets,
     latest_checkpoint,
     processed_rows,
     start_job,
     stop_job,
+    uncommitted_records,
 )
 from udfs.transactions import LABEL_FIELDS, MONEY_FIELDS
 
@@ -1025,17 +1025,16 @@ def wait_for_commits(job, checkpoint_root, log_path, timeout_seconds):
 
 
 def wait_for_open_transactions(topic, timeout_seconds):
-    """Wait until read_committed consumers can read all that ``topic`` held when called.
+    """Wait until read_committed consumers can read all of ``topic``; called with no job running.
 
     A job killed between two checkpoints leaves its Kafka transaction open; the broker aborts
     it after the job's transaction timeout. Until then nothing written after it on that
     partition can be read committed, and a latency measured meanwhile would measure the wait.
     Returns the seconds waited, or None when the timeout passed first.
     """
-    written, readable = end_offsets(topic)
-    if all(readable[partition] >= end for partition, end in written.items()):
+    blocked = uncommitted_records(topic)
+    if not blocked:
         return 0.0
-    blocked = sum(end - readable[partition] for partition, end in written.items())
     print(
         f"   {blocked:,} records on `{topic}` are held by open transactions (a job killed "
         f"between checkpoints leaves one open until it times out): waiting up to "
@@ -1044,8 +1043,7 @@ def wait_for_open_transactions(topic, timeout_seconds):
     started = time.monotonic()
     while time.monotonic() - started < timeout_seconds:
         time.sleep(OPEN_TRANSACTION_POLL_SECONDS)
-        _, readable = end_offsets(topic)
-        if all(readable[partition] >= end for partition, end in written.items()):
+        if not uncommitted_records(topic):
             return round(time.monotonic() - started, 1)
     return None
 
